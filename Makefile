@@ -1,0 +1,27 @@
+# pg_lambdaguard: built with PGXS
+MODULE_big = pg_lambdaguard
+OBJS = \
+	pg_lambdaguard.o \
+	lg_match.o \
+	lg_orphan.o \
+	lg_pinning.o \
+	lg_state.o \
+	lg_views.o \
+	lg_worker.o
+
+EXTENSION = pg_lambdaguard
+DATA = pg_lambdaguard--1.0.sql
+PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless clients"
+
+# pg_regress and isolation tests start their own preloaded server
+REGRESS = settings functions pinning privileges
+REGRESS_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check
+ISOLATION = concurrent_events
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h

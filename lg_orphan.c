@@ -1,0 +1,1057 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_orphan.c
+ *		The lifecycle of an orphan, in the order it happens:
+ *
+ *	1. seen:		lg_take_snapshot() copies every client backend's status
+ *					out of shared memory (a fresh copy each scan) and marks
+ *					the watched ones (roles, application_names,
+ *					client_addresses; never superusers).
+ *	2. judged:		lg_judge() applies the verdict table; lg_find_blockers()
+ *					asks the lock manager who waits on whom, only when some
+ *					watched session has been idle in transaction for
+ *					blocking_timeout already.
+ *	3. re-checked:	recheck() reads the backend's live status again right
+ *					before the signal: same pid, same backend start, same
+ *					state since the same moment, or the decision is
+ *					"skipped".
+ *	4. signalled:	signal_session() with pg_terminate_backend's rules,
+ *					at most max_terminations signals a scan, none in dry run.
+ *	5. recorded:	lg_record_decision() writes one LOG line and one
+ *					lambdaguard.history row.
+ *
+ * lg_scan() runs 1-4 for the worker and for lambdaguard.scan(); the worker
+ * also uses the earliest future due time it returns to sleep until then.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "common/ip.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "pg_lambdaguard.h"
+#include "lg_compat.h"
+
+const char *const lg_verdict_names[LG_NUM_VERDICTS] = {
+	"ok", "orphan", "orphan_aborted", "orphan_blocking", "pinned_idle",
+	"overdue_query"
+};
+
+const char *const lg_action_names[LG_NUM_ACTIONS] = {
+	"none", "terminate", "cancel", "dry_run", "skipped", "failed"
+};
+
+const char *const lg_reason_names[LG_NUM_REASONS] = {
+	"set", "set_config", "prepared_statement", "protocol_prepared_statement",
+	"discard", "temp_table", "temp_sequence", "temp_view", "cursor",
+	"cursor_with_hold", "listen", "load", "sequence_function",
+	"advisory_lock", "statement_too_large"
+};
+
+#define MS(x)	((int64) (x) * 1000)	/* milliseconds to TimestampTz units */
+
+/* ----------
+ * 1. Seen
+ * ----------
+ */
+
+void
+lg_watch_filter_init(LgWatchFilter *filter)
+{
+	const LgNameList *roles = lg_roles_list;
+	int			i;
+
+	filter->star = roles->star;
+	filter->nroles = 0;
+	filter->roles = roles->n > 0 ? palloc(sizeof(Oid) * roles->n) : NULL;
+	for (i = 0; i < roles->n; i++)
+	{
+		Oid			roleid;
+
+		if (strcmp(roles->items[i], "*") == 0)
+			continue;
+		/* a role that does not exist yet is not an error */
+		roleid = get_role_oid(roles->items[i], true);
+		if (OidIsValid(roleid))
+			filter->roles[filter->nroles++] = roleid;
+	}
+}
+
+bool
+lg_watch_match(const LgWatchFilter *filter, Oid userid, bool superuser,
+			   const char *appname, const SockAddr *addr)
+{
+	if (superuser)
+		return false;
+
+	if (!filter->star)
+	{
+		int			i;
+		bool		found = false;
+
+		for (i = 0; i < filter->nroles && !found; i++)
+			found = filter->roles[i] == userid;
+		if (!found)
+			return false;
+	}
+
+	if (lg_appname_list->n > 0 &&
+		!lg_names_like_any(lg_appname_list, appname ? appname : ""))
+		return false;
+
+	if (lg_addr_list->n > 0)
+	{
+		const struct sockaddr *sa = addr ? (const struct sockaddr *) &addr->addr : NULL;
+
+		if (sa == NULL)
+			return false;
+		switch (sa->sa_family)
+		{
+			case AF_UNIX:
+				return lg_cidrs_match(lg_addr_list, AF_UNIX, NULL);
+			case AF_INET:
+				return lg_cidrs_match(lg_addr_list, AF_INET,
+									  (const unsigned char *) &((const struct sockaddr_in *) sa)->sin_addr);
+			case AF_INET6:
+				return lg_cidrs_match(lg_addr_list, AF_INET6,
+									  (const unsigned char *) &((const struct sockaddr_in6 *) sa)->sin6_addr);
+			default:
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Superuser status of the few roles a scan meets, looked up once each */
+typedef struct RoleCache
+{
+	int			n;
+	Oid			roles[64];
+	bool		super[64];
+} RoleCache;
+
+static bool
+cached_superuser(RoleCache *cache, Oid userid)
+{
+	int			i;
+	bool		result;
+
+	for (i = 0; i < cache->n; i++)
+		if (cache->roles[i] == userid)
+			return cache->super[i];
+	result = superuser_arg(userid);
+	if (cache->n < lengthof(cache->roles))
+	{
+		cache->roles[cache->n] = userid;
+		cache->super[cache->n] = result;
+		cache->n++;
+	}
+	return result;
+}
+
+/* A pinned backend's slot, for matching to sessions by pid */
+typedef struct PinEntry
+{
+	int			pid;
+	TimestampTz backend_start;
+	LgPinState	state;
+} PinEntry;
+
+static int
+pin_entry_cmp(const void *a, const void *b)
+{
+	int			pa = ((const PinEntry *) a)->pid;
+	int			pb = ((const PinEntry *) b)->pid;
+
+	return (pa > pb) - (pa < pb);
+}
+
+/* Attach the pinning state of every backend that has any */
+static void
+attach_pins(LgSnapshot *snap)
+{
+	int			nslots = lg_slot_count();
+	PinEntry   *pins = NULL;
+	int			npins = 0;
+	int			i;
+
+	for (i = 0; i < nslots; i++)
+	{
+		int			pid;
+		TimestampTz start;
+		LgPinState	state;
+
+		if (!lg_slot_read(i, &pid, &start, &state))
+			continue;
+		if (state.pin_mask == 0 && state.dirty_mask == 0)
+			continue;
+		if (pins == NULL)
+			pins = palloc(sizeof(PinEntry) * nslots);
+		pins[npins].pid = pid;
+		pins[npins].backend_start = start;
+		pins[npins].state = state;
+		npins++;
+	}
+	if (npins == 0)
+		return;
+	qsort(pins, npins, sizeof(PinEntry), pin_entry_cmp);
+
+	for (i = 0; i < snap->nsessions; i++)
+	{
+		LgSession  *s = &snap->sessions[i];
+		PinEntry	key;
+		PinEntry   *found;
+
+		key.pid = s->pid;
+		found = bsearch(&key, pins, npins, sizeof(PinEntry), pin_entry_cmp);
+		if (found && found->backend_start == s->backend_start)
+		{
+			s->has_pins = true;
+			s->pins = found->state;
+		}
+	}
+	pfree(pins);
+}
+
+/*
+ * Copy every client backend's status, as pg_stat_activity would see it
+ * now.  The status copy is refreshed on each call.  with_text copies the
+ * application name's and query's text too; the worker needs them only for
+ * the sessions it acts on.
+ */
+LgSnapshot *
+lg_take_snapshot(bool with_text, TimestampTz now)
+{
+	LgSnapshot *snap = palloc0(sizeof(LgSnapshot));
+	LgWatchFilter filter;
+	RoleCache	roles;
+	int			n;
+	int			i;
+
+	pgstat_clear_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	snap->sessions = palloc0(sizeof(LgSession) * Max(n, 1));
+	lg_watch_filter_init(&filter);
+	roles.n = 0;
+
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = lg_local_beentry(i);
+		PgBackendStatus *be;
+		LgSession  *s;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_backendType != B_BACKEND || be->st_procpid <= 0 ||
+			be->st_procpid == MyProcPid)
+			continue;
+
+		s = &snap->sessions[snap->nsessions++];
+		s->pid = be->st_procpid;
+		s->userid = be->st_userid;
+		s->dbid = be->st_databaseid;
+		s->backend_start = be->st_proc_start_timestamp;
+		s->xact_start = be->st_xact_start_timestamp;
+		s->query_start = be->st_activity_start_timestamp;
+		s->state_change = be->st_state_start_timestamp;
+		s->state = be->st_state;
+		s->addr = be->st_clientaddr;
+		s->blocking = 0;
+		s->superuser = OidIsValid(s->userid) && cached_superuser(&roles, s->userid);
+		s->watched = OidIsValid(s->userid) &&
+			lg_watch_match(&filter, s->userid, s->superuser, be->st_appname,
+						   &be->st_clientaddr);
+		if (with_text || s->watched)
+			s->appname = pstrdup(be->st_appname ? be->st_appname : "");
+		if (with_text)
+			s->query = be->st_activity_raw ? pgstat_clip_activity(be->st_activity_raw) : NULL;
+	}
+
+	attach_pins(snap);
+	(void) now;
+	return snap;
+}
+
+/* ----------
+ * 2. Judged
+ * ----------
+ */
+
+/* Pairs (blocker pid, waiter pid) found in the lock manager */
+typedef struct LgBlocks
+{
+	int			n;
+	int		   *blocker;
+	int		   *waiter;
+} LgBlocks;
+
+/*
+ * Who blocks whom, for every backend waiting on a heavyweight lock now.
+ * The same rules as pg_blocking_pids(), but called once per waiter, not
+ * once per session: waiters are found by reading each PGPROC's wait event
+ * without a lock, as pg_stat_activity does.
+ */
+static LgBlocks *
+lg_find_blockers(void)
+{
+	LgBlocks   *blocks = palloc0(sizeof(LgBlocks));
+	int			cap = 16;
+	uint32		i;
+
+	blocks->blocker = palloc(sizeof(int) * cap);
+	blocks->waiter = palloc(sizeof(int) * cap);
+
+	for (i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		int			pid = proc->pid;
+		uint32		wait = *((volatile uint32 *) &proc->wait_event_info);
+		BlockedProcsData *data;
+		int			b;
+
+		if (pid == 0 || (wait & 0xFF000000) != PG_WAIT_LOCK)
+			continue;
+
+		data = GetBlockerStatusData(pid);
+		for (b = 0; b < data->nprocs; b++)
+		{
+			BlockedProcData *bproc = &data->procs[b];
+			LockInstanceData *instances = &data->locks[bproc->first_lock];
+			int		   *preceding = &data->waiter_pids[bproc->first_waiter];
+			LockInstanceData *blocked = NULL;
+			LockMethod	method;
+			int			conflicts;
+			int			j;
+
+			for (j = 0; j < bproc->num_locks; j++)
+				if (instances[j].pid == bproc->pid)
+					blocked = &instances[j];
+			if (blocked == NULL)
+				continue;
+			method = GetLockTagsMethodTable(&blocked->locktag);
+			conflicts = method->conflictTab[blocked->waitLockMode];
+
+			for (j = 0; j < bproc->num_locks; j++)
+			{
+				LockInstanceData *inst = &instances[j];
+				bool		blocks_it = false;
+
+				if (inst == blocked || inst->leaderPid == blocked->leaderPid)
+					continue;
+				if (conflicts & inst->holdMask)
+					blocks_it = true;
+				else if (inst->waitLockMode != NoLock &&
+						 (conflicts & LOCKBIT_ON(inst->waitLockMode)))
+				{
+					int			k;
+
+					for (k = 0; k < bproc->num_waiters; k++)
+						if (preceding[k] == inst->pid)
+							blocks_it = true;
+				}
+				if (!blocks_it)
+					continue;
+				if (blocks->n == cap)
+				{
+					cap *= 2;
+					blocks->blocker = repalloc(blocks->blocker, sizeof(int) * cap);
+					blocks->waiter = repalloc(blocks->waiter, sizeof(int) * cap);
+				}
+				blocks->blocker[blocks->n] = inst->leaderPid;
+				blocks->waiter[blocks->n] = pid;
+				blocks->n++;
+			}
+		}
+	}
+	return blocks;
+}
+
+/* The distinct pids that wait on "pid"; returns their number */
+static int
+waiters_of(const LgBlocks *blocks, int pid, int **out)
+{
+	int		   *list = NULL;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < blocks->n; i++)
+	{
+		int			j;
+		bool		dup = false;
+
+		if (blocks->blocker[i] != pid)
+			continue;
+		for (j = 0; j < n; j++)
+			dup |= list[j] == blocks->waiter[i];
+		if (dup)
+			continue;
+		if (list == NULL)
+			list = palloc(sizeof(int) * blocks->n);
+		list[n++] = blocks->waiter[i];
+	}
+	if (out)
+		*out = list;
+	return n;
+}
+
+/* Fill s->blocking for every session from one look at the lock manager */
+static LgBlocks *
+attach_blocking(LgSnapshot *snap)
+{
+	LgBlocks   *blocks = lg_find_blockers();
+	int			i;
+
+	for (i = 0; i < snap->nsessions; i++)
+		snap->sessions[i].blocking =
+			blocks->n > 0 ? waiters_of(blocks, snap->sessions[i].pid, NULL) : 0;
+	return blocks;
+}
+
+/*
+ * One line of the verdict table: if it is due, it is the verdict unless an
+ * earlier line already is; if not, it may be the next moment to look.
+ */
+static inline void
+consider(LgSession *s, LgVerdict verdict, LgAction action, TimestampTz due,
+		 TimestampTz now)
+{
+	if (due <= now)
+	{
+		if (s->action == LG_ACTION_NONE)
+		{
+			s->verdict = verdict;
+			s->action = action;
+			s->action_at = due;
+		}
+	}
+	else if (s->next_due == 0 || due < s->next_due)
+		s->next_due = due;
+}
+
+/*
+ * Apply the verdict table to one session.  s->blocking must be filled for
+ * the idle-in-transaction case.  Sets verdict, the action due now (if any)
+ * and action_at: when the guard acts, or will act if nothing changes.
+ */
+void
+lg_judge(LgSession *s, TimestampTz now)
+{
+	s->verdict = LG_VERDICT_OK;
+	s->action = LG_ACTION_NONE;
+	s->action_at = 0;
+	s->next_due = 0;
+
+	if (!s->watched || !lg_enabled)
+		return;
+
+	switch (s->state)
+	{
+		case STATE_IDLEINTRANSACTION:
+			if (lg_blocking_timeout > 0 && s->blocking > 0)
+				consider(s, LG_VERDICT_ORPHAN_BLOCKING, LG_ACTION_TERMINATE,
+						 s->state_change + MS(lg_blocking_timeout), now);
+			if (lg_idle_in_transaction_timeout > 0)
+				consider(s, LG_VERDICT_ORPHAN, LG_ACTION_TERMINATE,
+						 s->state_change + MS(lg_idle_in_transaction_timeout), now);
+			break;
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			if (lg_aborted_transaction_timeout > 0)
+				consider(s, LG_VERDICT_ORPHAN_ABORTED, LG_ACTION_TERMINATE,
+						 s->state_change + MS(lg_aborted_transaction_timeout), now);
+			break;
+		case STATE_IDLE:
+			if (lg_pinned_idle_timeout > 0 && s->has_pins && s->pins.pin_mask != 0)
+				consider(s, LG_VERDICT_PINNED_IDLE, LG_ACTION_TERMINATE,
+						 s->state_change + MS(lg_pinned_idle_timeout), now);
+			break;
+		case STATE_RUNNING:
+			if (lg_active_timeout > 0)
+			{
+				/* cancel first; terminate if still running one period later */
+				consider(s, LG_VERDICT_OVERDUE_QUERY, LG_ACTION_TERMINATE,
+						 s->query_start + 2 * MS(lg_active_timeout), now);
+				consider(s, LG_VERDICT_OVERDUE_QUERY, LG_ACTION_CANCEL,
+						 s->query_start + MS(lg_active_timeout), now);
+			}
+			break;
+		default:
+			break;
+	}
+	if (s->action == LG_ACTION_NONE)
+		s->action_at = s->next_due;
+}
+
+/*
+ * The earliest moment after "now" at which this session may fall due,
+ * counting a blocking_timeout look for any idle-in-transaction session (it
+ * may start blocking others at any time), or 0.
+ */
+static TimestampTz
+next_look(const LgSession *s, TimestampTz now)
+{
+	TimestampTz next = s->next_due;
+
+	if (s->watched && lg_enabled && s->state == STATE_IDLEINTRANSACTION &&
+		lg_blocking_timeout > 0)
+	{
+		TimestampTz b = s->state_change + MS(lg_blocking_timeout);
+
+		if (b > now && (next == 0 || b < next))
+			next = b;
+	}
+	return next;
+}
+
+/* ----------
+ * 3. Re-checked
+ * ----------
+ */
+
+/*
+ * Read the backend's live status again.  The decision stands only if it is
+ * the same session (pid, backend start) in the same state since the same
+ * moment, and for a running statement, the same statement.
+ */
+static bool
+recheck(const LgSession *s, char **why, char **query, char **appname)
+{
+	int			n;
+	int			i;
+
+	pgstat_clear_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	for (i = 1; i <= n; i++)
+	{
+		LocalPgBackendStatus *local = lg_local_beentry(i);
+		PgBackendStatus *be;
+
+		if (local == NULL || local->backendStatus.st_procpid != s->pid)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_proc_start_timestamp != s->backend_start)
+		{
+			*why = "the pid now belongs to another session";
+			return false;
+		}
+		*query = be->st_activity_raw ? pgstat_clip_activity(be->st_activity_raw) : NULL;
+		*appname = pstrdup(be->st_appname ? be->st_appname : "");
+		if (be->st_state != s->state || be->st_state_start_timestamp != s->state_change)
+		{
+			*why = "the session changed state since the scan";
+			return false;
+		}
+		if (s->state == STATE_RUNNING && be->st_activity_start_timestamp != s->query_start)
+		{
+			*why = "the session started another statement since the scan";
+			return false;
+		}
+		return true;
+	}
+	*why = "the session ended before the signal";
+	return false;
+}
+
+/* ----------
+ * 4. Signalled
+ * ----------
+ */
+
+/*
+ * May the current user signal a backend of this role?  The rules of
+ * pg_signal_backend(), checked first so that a refusal becomes a "failed"
+ * row instead of an error that would undo the rows already written.
+ */
+static bool
+may_signal(Oid roleid, char **why)
+{
+	if (superuser_arg(roleid) && !superuser())
+	{
+		*why = "permission denied: only superusers can signal a superuser's process";
+		return false;
+	}
+	if (!has_privs_of_role(GetUserId(), roleid) &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
+	{
+		*why = "permission denied: signalling this process needs the privileges of its role or of pg_signal_backend";
+		return false;
+	}
+	return true;
+}
+
+static bool
+signal_session(const LgSession *s, LgAction action)
+{
+	Datum		ok;
+
+	if (action == LG_ACTION_CANCEL)
+		ok = DirectFunctionCall1(pg_cancel_backend, Int32GetDatum(s->pid));
+	else
+		ok = LG_TERMINATE_BACKEND(s->pid);
+	return DatumGetBool(ok);
+}
+
+/* ----------
+ * The scan
+ * ----------
+ */
+
+/* What the worker already did, so that it does not do it twice */
+typedef struct LgActed
+{
+	int			pid;
+	TimestampTz backend_start;
+	TimestampTz since;
+	LgAction	action;
+} LgActed;
+
+static LgActed *acted = NULL;
+static int	nacted = 0;
+static int	acted_cap = 0;
+
+static TimestampTz
+episode_start(const LgSession *s)
+{
+	return s->state == STATE_RUNNING ? s->query_start : s->state_change;
+}
+
+static bool
+already_acted(const LgSession *s, LgAction action)
+{
+	int			i;
+
+	for (i = 0; i < nacted; i++)
+		if (acted[i].pid == s->pid && acted[i].backend_start == s->backend_start &&
+			acted[i].since == episode_start(s) && acted[i].action == action)
+			return true;
+	return false;
+}
+
+static void
+remember_acted(const LgSession *s, LgAction action)
+{
+	if (nacted == acted_cap)
+	{
+		acted_cap = acted_cap ? acted_cap * 2 : 16;
+		acted = acted ? repalloc(acted, sizeof(LgActed) * acted_cap) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(LgActed) * acted_cap);
+	}
+	acted[nacted].pid = s->pid;
+	acted[nacted].backend_start = s->backend_start;
+	acted[nacted].since = episode_start(s);
+	acted[nacted].action = action;
+	nacted++;
+}
+
+/* Forget what was done to sessions that are gone from the snapshot */
+static void
+prune_acted(const LgSnapshot *snap)
+{
+	int			i,
+				j,
+				kept = 0;
+
+	for (i = 0; i < nacted; i++)
+	{
+		bool		alive = false;
+
+		for (j = 0; j < snap->nsessions && !alive; j++)
+			alive = snap->sessions[j].pid == acted[i].pid &&
+				snap->sessions[j].backend_start == acted[i].backend_start;
+		if (alive)
+			acted[kept++] = acted[i];
+	}
+	nacted = kept;
+}
+
+void
+lg_worker_forget_acted(void)
+{
+	nacted = 0;
+}
+
+/* Locks held by one pid, from one look at the lock manager per scan */
+static int
+locks_held_by(LockData **data, int pid)
+{
+	int			i;
+	int			n = 0;
+
+	if (*data == NULL)
+		*data = GetLockStatusData();
+	for (i = 0; i < (*data)->nelements; i++)
+		if ((*data)->locks[i].pid == pid && (*data)->locks[i].holdMask != 0)
+			n++;
+	return n;
+}
+
+/*
+ * One scan: see, judge, re-check and signal.  Returns the decisions (a List
+ * of LgDecision *) for the caller to record; *next_due gets the earliest
+ * future moment a watched session falls due (0 if none), *braked whether
+ * max_terminations stopped the scan.
+ */
+List *
+lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	LgSnapshot *snap;
+	LgBlocks   *blocks = NULL;
+	LockData   *lockdata = NULL;
+	List	   *decisions = NIL;
+	int			signals = 0;
+	int			i;
+
+	*next_due = 0;
+	*braked = false;
+	snap = lg_take_snapshot(mode != LG_SCAN_WORKER, now);
+	*nseen = snap->nsessions;
+	if (mode == LG_SCAN_WORKER)
+		prune_acted(snap);
+
+	/* the lock manager is asked only if some session could be blocking */
+	if (lg_blocking_timeout > 0)
+	{
+		for (i = 0; i < snap->nsessions; i++)
+		{
+			LgSession  *s = &snap->sessions[i];
+
+			if (s->watched && s->state == STATE_IDLEINTRANSACTION &&
+				now >= s->state_change + MS(lg_blocking_timeout))
+			{
+				blocks = attach_blocking(snap);
+				break;
+			}
+		}
+	}
+
+	for (i = 0; i < snap->nsessions; i++)
+	{
+		LgSession  *s = &snap->sessions[i];
+		TimestampTz look;
+		LgDecision *d;
+		char	   *why = NULL;
+
+		lg_judge(s, now);
+		look = next_look(s, now);
+		if (look != 0 && (*next_due == 0 || look < *next_due))
+			*next_due = look;
+
+		if (s->action == LG_ACTION_NONE)
+			continue;
+		if (mode == LG_SCAN_WORKER && already_acted(s, s->action))
+			continue;
+		if (mode != LG_SCAN_PREVIEW && !lg_dry_run && signals >= lg_max_terminations)
+		{
+			*braked = true;
+			continue;
+		}
+
+		d = palloc0(sizeof(LgDecision));
+		d->s = *s;
+		d->at = GetCurrentTimestamp();
+		if (blocks == NULL)
+			blocks = lg_find_blockers();	/* once, for the record */
+		d->nblocked = waiters_of(blocks, s->pid, &d->blocked_pids);
+		d->locks_held = locks_held_by(&lockdata, s->pid);
+
+		if (mode == LG_SCAN_PREVIEW || lg_dry_run)
+			d->action = LG_ACTION_DRY_RUN;
+		else if (!recheck(s, &why, &d->s.query, &d->s.appname))
+		{
+			d->action = LG_ACTION_SKIPPED;
+			d->detail = why;
+		}
+		else if (mode == LG_SCAN_ACT && !may_signal(s->userid, &why))
+		{
+			d->action = LG_ACTION_FAILED;
+			d->detail = why;
+		}
+		else
+		{
+			signals++;
+			if (signal_session(s, s->action))
+				d->action = s->action;
+			else
+			{
+				d->action = LG_ACTION_FAILED;
+				d->detail = "the process could not be signalled";
+			}
+		}
+		if (mode == LG_SCAN_WORKER)
+			remember_acted(s, s->action);
+		decisions = lappend(decisions, d);
+	}
+	return decisions;
+}
+
+/* ----------
+ * 5. Recorded
+ * ----------
+ */
+
+Datum
+lg_inet_datum(const SockAddr *addr, bool *isnull)
+{
+	char		host[NI_MAXHOST];
+	const struct sockaddr *sa = (const struct sockaddr *) &addr->addr;
+
+	*isnull = true;
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return (Datum) 0;
+	if (pg_getnameinfo_all(&addr->addr, addr->salen, host, sizeof(host),
+						   NULL, 0, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return (Datum) 0;
+	clean_ipv6_addr(sa->sa_family, host);
+	*isnull = false;
+	return DirectFunctionCall1(inet_in, CStringGetDatum(host));
+}
+
+Datum
+lg_reasons_array(uint32 mask, bool *isnull)
+{
+	Datum		elems[LG_NUM_REASONS];
+	int			n = 0;
+	int			r;
+
+	for (r = 0; r < LG_NUM_REASONS; r++)
+		if (mask & LG_REASON_BIT(r))
+			elems[n++] = CStringGetTextDatum(lg_reason_names[r]);
+	*isnull = false;
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+Oid
+lg_history_relid(void)
+{
+	Oid			nsp = get_namespace_oid("lambdaguard", true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("history", nsp);
+}
+
+static const char *
+state_name(BackendState state)
+{
+	switch (state)
+	{
+		case STATE_IDLE:
+			return "idle";
+		case STATE_RUNNING:
+			return "active";
+		case STATE_IDLEINTRANSACTION:
+			return "idle in transaction";
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			return "idle in transaction (aborted)";
+		case STATE_FASTPATH:
+			return "fastpath function call";
+		case STATE_DISABLED:
+			return "disabled";
+		default:
+			return NULL;
+	}
+}
+
+static char *
+addr_text(const SockAddr *addr)
+{
+	bool		isnull;
+	Datum		d = lg_inet_datum(addr, &isnull);
+
+	if (isnull)
+		return ((const struct sockaddr *) &addr->addr)->sa_family == AF_UNIX ?
+			"local" : "unknown";
+	return DatumGetCString(DirectFunctionCall1(inet_out, d));
+}
+
+/*
+ * The lambdaguard.history row of a decision, id (column 0) left NULL.
+ */
+void
+lg_history_values(LgDecision *d, Datum *values, bool *nulls)
+{
+	LgSession  *s = &d->s;
+	char	   *role = GetUserNameFromId(s->userid, true);
+	char	   *db = get_database_name(s->dbid);
+	const char *state = state_name(s->state);
+	Datum	   *blocked;
+	int			i;
+
+	memset(nulls, false, sizeof(bool) * LG_HISTORY_NATTS);
+	nulls[0] = true;
+	values[1] = TimestampTzGetDatum(d->at);
+	values[2] = Int32GetDatum(s->pid);
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(role ? role : ""));
+	nulls[3] = (role == NULL);
+	values[4] = DirectFunctionCall1(namein, CStringGetDatum(db ? db : ""));
+	nulls[4] = (db == NULL);
+	values[5] = CStringGetTextDatum(s->appname ? s->appname : "");
+	values[6] = lg_inet_datum(&s->addr, &nulls[6]);
+	values[7] = TimestampTzGetDatum(s->backend_start);
+	values[8] = TimestampTzGetDatum(s->xact_start);
+	nulls[8] = (s->xact_start == 0);
+	values[9] = CStringGetTextDatum(state ? state : "unknown");
+	values[10] = TimestampTzGetDatum(episode_start(s));
+	values[11] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+	values[12] = CStringGetTextDatum(lg_action_names[d->action]);
+	values[13] = Int32GetDatum(d->locks_held);
+	blocked = palloc(sizeof(Datum) * Max(d->nblocked, 1));
+	for (i = 0; i < d->nblocked; i++)
+		blocked[i] = Int32GetDatum(d->blocked_pids[i]);
+	values[14] = PointerGetDatum(construct_array(blocked, d->nblocked, INT4OID,
+												 sizeof(int32), true, TYPALIGN_INT));
+	values[15] = lg_reasons_array(s->has_pins ? s->pins.pin_mask : 0, &nulls[15]);
+	values[16] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
+	nulls[16] = (s->query == NULL);
+	values[17] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
+	nulls[17] = (d->detail == NULL);
+}
+
+/*
+ * Log the decision and, with to_table, insert its history row through SPI
+ * with bound parameters.  Returns the row's id, or 0 if none was written.
+ * The caller has a transaction and an active snapshot when to_table.
+ */
+int64
+lg_record_decision(LgDecision *d, bool to_table)
+{
+	static const Oid argtypes[LG_HISTORY_NATTS - 1] = {
+		TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+		TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID
+	};
+	LgSession  *s = &d->s;
+	char	   *role = GetUserNameFromId(s->userid, true);
+	char	   *db = get_database_name(s->dbid);
+	double		secs = (double) (d->at - episode_start(s)) / 1000000.0;
+	const char *what;
+	int64		id = 0;
+
+	switch (d->action)
+	{
+		case LG_ACTION_TERMINATE:
+			what = "terminated";
+			break;
+		case LG_ACTION_CANCEL:
+			what = "cancelled the statement of";
+			break;
+		case LG_ACTION_DRY_RUN:
+			what = "would signal (dry run)";
+			break;
+		case LG_ACTION_SKIPPED:
+			what = "skipped";
+			break;
+		default:
+			what = "failed to signal";
+			break;
+	}
+
+	ereport(LOG,
+			(errmsg("pg_lambdaguard: %s pid %d (role %s, database %s, application \"%s\", client %s): verdict %s, %s for %.3f s, %d locks held, %d sessions blocked%s%s",
+					what, s->pid, role ? role : "?", db ? db : "?",
+					s->appname ? s->appname : "", addr_text(&s->addr),
+					lg_verdict_names[s->verdict], state_name(s->state), secs,
+					d->locks_held, d->nblocked,
+					d->detail ? ": " : "", d->detail ? d->detail : "")));
+
+	lg_count_action(s->verdict, d->action);
+
+	if (to_table)
+	{
+		Datum		values[LG_HISTORY_NATTS];
+		bool		nulls[LG_HISTORY_NATTS];
+		char		spi_nulls[LG_HISTORY_NATTS - 1];
+		bool		isnull;
+		int			i;
+		int			ret;
+
+		lg_history_values(d, values, nulls);
+		for (i = 1; i < LG_HISTORY_NATTS; i++)
+			spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "pg_lambdaguard: SPI_connect failed");
+		ret = SPI_execute_with_args("INSERT INTO lambdaguard.history (at, pid, usename, datname, "
+									"application_name, client_addr, backend_start, xact_start, state, "
+									"state_since, verdict, action, locks_held, blocked_pids, pin_reasons, "
+									"query, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+									"$11, $12, $13, $14, $15, $16, $17) RETURNING id",
+									LG_HISTORY_NATTS - 1, (Oid *) argtypes, values + 1,
+									spi_nulls, false, 1);
+		if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+			elog(ERROR, "pg_lambdaguard: could not write a history row: %s",
+				 SPI_result_code_string(ret));
+		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										 1, &isnull));
+		SPI_finish();
+	}
+	return id;
+}
+
+/*
+ * Delete history older than lambdaguard.history_retention.  Needs a
+ * transaction with an active snapshot.  Returns the number of rows deleted.
+ */
+int
+lg_purge_history(void)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
+	int			ret;
+	int			deleted;
+
+	if (lg_history_retention <= 0)
+		return 0;
+	values[0] = Int32GetDatum(lg_history_retention);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_lambdaguard: SPI_connect failed");
+	ret = SPI_execute_with_args("DELETE FROM lambdaguard.history "
+								"WHERE at < pg_catalog.now() - pg_catalog.make_interval(mins => $1)",
+								1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "pg_lambdaguard: could not delete old history: %s",
+			 SPI_result_code_string(ret));
+	deleted = (int) SPI_processed;
+	SPI_finish();
+	return deleted;
+}
+
+/*
+ * pg_stat_activity's rule for showing a session's query text.
+ */
+bool
+lg_may_read_query(Oid userid)
+{
+	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
+		has_privs_of_role(GetUserId(), userid);
+}
+
+/* For the sessions view: every session's blocking count */
+void
+lg_attach_blocking(LgSnapshot *snap)
+{
+	(void) attach_blocking(snap);
+}

@@ -1,0 +1,421 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_views.c
+ *		SQL-facing functions: the set-returning functions behind the views,
+ *		lambdaguard.scan() and lambdaguard.reset().
+ *
+ * Each reads shared state through lg_state.c, which copies it out under its
+ * lock; tuples are built here, after every lock is released.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/inet.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "pg_lambdaguard.h"
+#include "lg_compat.h"
+
+PG_FUNCTION_INFO_V1(lg_sessions);
+PG_FUNCTION_INFO_V1(lg_pinning_events);
+PG_FUNCTION_INFO_V1(lg_pinning_stats);
+PG_FUNCTION_INFO_V1(lg_worker);
+PG_FUNCTION_INFO_V1(lg_action_counts);
+PG_FUNCTION_INFO_V1(lg_scan_sql);
+PG_FUNCTION_INFO_V1(lg_reset);
+PG_FUNCTION_INFO_V1(lg_reason_list);
+
+#define INSUFFICIENT_PRIVILEGE "<insufficient privilege>"
+
+/*
+ * Set up materialize-mode output for a set-returning function.
+ */
+static Tuplestorestate *
+begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *store;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+	if (get_call_result_type(fcinfo, NULL, tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	*tupdesc = CreateTupleDescCopy(*tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = *tupdesc;
+	MemoryContextSwitchTo(old);
+	return store;
+}
+
+static Datum
+name_datum(const char *name, bool *isnull)
+{
+	*isnull = (name == NULL);
+	return name ? DirectFunctionCall1(namein, CStringGetDatum(name)) : (Datum) 0;
+}
+
+static const char *
+state_text(BackendState state)
+{
+	switch (state)
+	{
+		case STATE_IDLE:
+			return "idle";
+		case STATE_RUNNING:
+			return "active";
+		case STATE_IDLEINTRANSACTION:
+			return "idle in transaction";
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			return "idle in transaction (aborted)";
+		case STATE_FASTPATH:
+			return "fastpath function call";
+		case STATE_DISABLED:
+			return "disabled";
+		default:
+			return NULL;
+	}
+}
+
+#define SESSIONS_NATTS 20
+
+/*
+ * lambdaguard.sessions: one row per client backend.
+ */
+Datum
+lg_sessions(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	TimestampTz now = GetCurrentTimestamp();
+	LgSnapshot *snap;
+	int			i;
+
+	lg_require_shmem();
+	store = begin_srf(fcinfo, &tupdesc);
+
+	snap = lg_take_snapshot(true, now);
+	lg_attach_blocking(snap);
+
+	for (i = 0; i < snap->nsessions; i++)
+	{
+		LgSession  *s = &snap->sessions[i];
+		Datum		values[SESSIONS_NATTS];
+		bool		nulls[SESSIONS_NATTS];
+		bool		may_read = lg_may_read_query(s->userid);
+		const char *state = state_text(s->state);
+		uint32		pins = s->has_pins ? s->pins.pin_mask : 0;
+		uint32		dirty = s->has_pins ? s->pins.dirty_mask : 0;
+
+		lg_judge(s, now);
+		memset(nulls, false, sizeof(nulls));
+
+		values[0] = Int32GetDatum(s->pid);
+		values[1] = name_datum(GetUserNameFromId(s->userid, true), &nulls[1]);
+		values[2] = name_datum(get_database_name(s->dbid), &nulls[2]);
+		values[3] = CStringGetTextDatum(s->appname ? s->appname : "");
+		values[4] = lg_inet_datum(&s->addr, &nulls[4]);
+		values[5] = TimestampTzGetDatum(s->backend_start);
+		values[6] = TimestampTzGetDatum(s->xact_start);
+		nulls[6] = (s->xact_start == 0);
+		values[7] = state ? CStringGetTextDatum(state) : (Datum) 0;
+		nulls[7] = (state == NULL);
+		values[8] = TimestampTzGetDatum(s->state_change);
+		nulls[8] = (s->state_change == 0);
+		values[9] = IntervalPGetDatum(DatumGetIntervalP(
+														DirectFunctionCall2(timestamp_mi,
+																			TimestampTzGetDatum(now),
+																			TimestampTzGetDatum(s->state_change))));
+		nulls[9] = (s->state_change == 0);
+		values[10] = BoolGetDatum(s->watched);
+		values[11] = BoolGetDatum(pins != 0);
+		values[12] = lg_reasons_array(pins, &nulls[12]);
+		values[13] = TimestampTzGetDatum(s->pins.pinned_since);
+		nulls[13] = (pins == 0);
+		if (pins != 0)
+			values[14] = CStringGetTextDatum(may_read ? s->pins.pinned_by : INSUFFICIENT_PRIVILEGE);
+		nulls[14] = (pins == 0);
+		values[15] = lg_reasons_array(dirty, &nulls[15]);
+		values[16] = Int32GetDatum(Max(s->blocking, 0));
+		values[17] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+		values[18] = TimestampTzGetDatum(s->action_at);
+		nulls[18] = (s->action_at == 0);
+		if (may_read)
+		{
+			values[19] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
+			nulls[19] = (s->query == NULL);
+		}
+		else
+			values[19] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+static Datum
+event_addr(uint8 family, const unsigned char *addr, bool *isnull)
+{
+	char		text[INET6_ADDRSTRLEN];
+
+	*isnull = true;
+	if (family != AF_INET && family != AF_INET6)
+		return (Datum) 0;
+	if (inet_ntop(family, addr, text, sizeof(text)) == NULL)
+		return (Datum) 0;
+	*isnull = false;
+	return DirectFunctionCall1(inet_in, CStringGetDatum(text));
+}
+
+#define EVENTS_NATTS 10
+
+/*
+ * lambdaguard.pinning_events: the ring, oldest first.
+ */
+Datum
+lg_pinning_events(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	LgEvent    *events;
+	int			n;
+	int			i;
+
+	lg_require_shmem();
+	store = begin_srf(fcinfo, &tupdesc);
+	events = lg_events_copy(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		LgEvent    *e = &events[i];
+		Datum		values[EVENTS_NATTS];
+		bool		nulls[EVENTS_NATTS];
+
+		memset(nulls, false, sizeof(nulls));
+		values[0] = TimestampTzGetDatum(e->at);
+		values[1] = Int32GetDatum(e->pid);
+		values[2] = name_datum(GetUserNameFromId(e->userid, true), &nulls[2]);
+		values[3] = name_datum(get_database_name(e->dbid), &nulls[3]);
+		values[4] = e->appname ? CStringGetTextDatum(e->appname) : (Datum) 0;
+		nulls[4] = (e->appname == NULL);
+		values[5] = event_addr(e->family, e->addr, &nulls[5]);
+		values[6] = CStringGetTextDatum(lg_reason_names[e->reason]);
+		values[7] = BoolGetDatum(e->hidden);
+		if (!lg_may_read_query(e->userid))
+			values[8] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+		else if (e->statement)
+			values[8] = CStringGetTextDatum(e->statement);
+		else
+			nulls[8] = true;
+		values[9] = Int64GetDatum((int64) e->queryid);
+		nulls[9] = (e->queryid == 0);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * lambdaguard.pinning_stats
+ */
+Datum
+lg_pinning_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	LgStat	   *stats;
+	int			n;
+	int			i;
+
+	lg_require_shmem();
+	store = begin_srf(fcinfo, &tupdesc);
+	stats = lg_stats_copy(&n);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[6];
+		bool		nulls[6];
+
+		memset(nulls, false, sizeof(nulls));
+		values[0] = name_datum(GetUserNameFromId(stats[i].key.userid, true), &nulls[0]);
+		values[1] = name_datum(get_database_name(stats[i].key.dbid), &nulls[1]);
+		values[2] = CStringGetTextDatum(lg_reason_names[stats[i].key.reason]);
+		values[3] = Int64GetDatum(stats[i].events);
+		values[4] = Int64GetDatum(stats[i].sessions);
+		values[5] = TimestampTzGetDatum(stats[i].last_seen);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * lambdaguard.worker: one row.
+ */
+Datum
+lg_worker(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	LgWorkerInfo w;
+	Datum		values[12];
+	bool		nulls[12];
+
+	lg_require_shmem();
+	store = begin_srf(fcinfo, &tupdesc);
+	lg_worker_info_copy(&w);
+
+	memset(nulls, false, sizeof(nulls));
+	values[0] = Int32GetDatum(w.pid);
+	nulls[0] = (w.pid == 0);
+	values[1] = TimestampTzGetDatum(w.started_at);
+	nulls[1] = (w.started_at == 0);
+	values[2] = TimestampTzGetDatum(w.last_scan_at);
+	nulls[2] = (w.last_scan_at == 0);
+	values[3] = Int64GetDatum(w.scans);
+	values[4] = Int32GetDatum(w.sessions_seen);
+	values[5] = Int64GetDatum(w.last_scan_us);
+	values[6] = Int64GetDatum(w.orphans_found);
+	values[7] = Int64GetDatum(w.terminated);
+	values[8] = Int64GetDatum(w.cancelled);
+	values[9] = Int64GetDatum(w.dry_run_hits);
+	values[10] = Int64GetDatum(w.errors);
+	values[11] = w.last_error[0] ? CStringGetTextDatum(w.last_error) : (Datum) 0;
+	nulls[11] = (w.last_error[0] == '\0');
+	tuplestore_putvalues(store, tupdesc, values, nulls);
+	return (Datum) 0;
+}
+
+/*
+ * Cumulative action counts, for lambdaguard.metrics.
+ */
+Datum
+lg_action_counts(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	int			v,
+				a;
+
+	lg_require_shmem();
+	store = begin_srf(fcinfo, &tupdesc);
+	for (v = LG_VERDICT_ORPHAN; v < LG_NUM_VERDICTS; v++)
+	{
+		for (a = LG_ACTION_TERMINATE; a < LG_NUM_ACTIONS; a++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			values[0] = CStringGetTextDatum(lg_verdict_names[v]);
+			values[1] = CStringGetTextDatum(lg_action_names[a]);
+			values[2] = Int64GetDatum((int64) lg_action_count((LgVerdict) v, (LgAction) a));
+			tuplestore_putvalues(store, tupdesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
+}
+
+/*
+ * The reasons the hooks can emit, for checking lambdaguard.reasons.
+ */
+Datum
+lg_reason_list(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	int			r;
+
+	store = begin_srf(fcinfo, &tupdesc);
+	for (r = 0; r < LG_NUM_REASONS; r++)
+	{
+		Datum		values[1];
+		bool		nulls[1] = {false};
+
+		values[0] = CStringGetTextDatum(lg_reason_names[r]);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * lambdaguard.scan(dry_run boolean DEFAULT true): one scan now, in this
+ * session, with the caller's rights.  With dry_run, a preview: nothing is
+ * signalled or written.  Without, it acts and writes its history rows.
+ */
+Datum
+lg_scan_sql(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	bool		preview;
+	TimestampTz next_due;
+	int			nseen;
+	bool		braked;
+	List	   *decisions;
+	ListCell   *lc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dry_run must be true or false, not null"),
+				 errhint("Use lambdaguard.scan(true) to preview and lambdaguard.scan(false) to act.")));
+	preview = PG_GETARG_BOOL(0);
+
+	lg_require_shmem();
+	if (!preview)
+		PreventCommandIfReadOnly("lambdaguard.scan(false)");
+	store = begin_srf(fcinfo, &tupdesc);
+
+	decisions = lg_scan(preview ? LG_SCAN_PREVIEW : LG_SCAN_ACT,
+						&next_due, &nseen, &braked);
+	foreach(lc, decisions)
+	{
+		LgDecision *d = (LgDecision *) lfirst(lc);
+		Datum		values[LG_HISTORY_NATTS];
+		bool		nulls[LG_HISTORY_NATTS];
+		int64		id = 0;
+
+		if (!preview)
+			id = lg_record_decision(d, true);
+		lg_history_values(d, values, nulls);
+		if (id != 0)
+		{
+			values[0] = Int64GetDatum(id);
+			nulls[0] = false;
+		}
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * lambdaguard.reset(): clear pinning events and statistics.
+ */
+Datum
+lg_reset(PG_FUNCTION_ARGS)
+{
+	lg_require_shmem();
+	lg_pinning_reset();
+	PG_RETURN_VOID();
+}
