@@ -16,8 +16,8 @@ PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless 
 # pg_regress and isolation tests start their own preloaded server
 REGRESS = settings functions pinning privileges
 REGRESS_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check
-ISOLATION = concurrent_events
-ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf
+ISOLATION = session_state
+ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check_iso
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

@@ -265,8 +265,7 @@ lg_take_snapshot(bool with_text, TimestampTz now)
 		if (local == NULL)
 			continue;
 		be = &local->backendStatus;
-		if (be->st_backendType != B_BACKEND || be->st_procpid <= 0 ||
-			be->st_procpid == MyProcPid)
+		if (be->st_backendType != B_BACKEND || be->st_procpid <= 0)
 			continue;
 
 		s = &snap->sessions[snap->nsessions++];
@@ -759,7 +758,8 @@ lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
 		if (look != 0 && (*next_due == 0 || look < *next_due))
 			*next_due = look;
 
-		if (s->action == LG_ACTION_NONE)
+		/* a scan never signals the session that runs it */
+		if (s->action == LG_ACTION_NONE || s->pid == MyProcPid)
 			continue;
 		if (mode == LG_SCAN_WORKER && already_acted(s, s->action))
 			continue;

@@ -49,6 +49,7 @@ begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext old;
 	Tuplestorestate *store;
+	Oid			restype;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
 		ereport(ERROR,
@@ -58,8 +59,17 @@ begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("materialize mode required, but it is not allowed in this context")));
-	if (get_call_result_type(fcinfo, NULL, tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
+	switch (get_call_result_type(fcinfo, &restype, tupdesc))
+	{
+		case TYPEFUNC_COMPOSITE:
+			break;
+		case TYPEFUNC_SCALAR:
+			*tupdesc = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(*tupdesc, (AttrNumber) 1, "value", restype, -1, 0);
+			break;
+		default:
+			elog(ERROR, "return type must be a row type");
+	}
 
 	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 	*tupdesc = CreateTupleDescCopy(*tupdesc);

@@ -1,0 +1,67 @@
+# Shared set-up for pg_lambdaguard's commands (sourced, not run).
+# Works from a fresh Debian 12 machine, as root or as a user with sudo.
+
+LG_PG_MAJOR=15
+LG_PG_BIN=/usr/lib/postgresql/$LG_PG_MAJOR/bin
+LG_PACKAGES="postgresql-$LG_PG_MAJOR postgresql-server-dev-$LG_PG_MAJOR postgresql-contrib \
+libipc-run-perl pgbouncer make gcc util-linux"
+
+lg_say() { printf '\n==> %s\n' "$*"; }
+
+# Run a command as root: directly when we are root, else through sudo.
+lg_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Install the Debian packages that are missing; apt-get update first.
+lg_install_packages() {
+	local missing="" p
+	for p in $LG_PACKAGES "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		lg_say "installing Debian packages:$missing"
+		lg_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		# the package's own cluster is not wanted: tests start their own
+		lg_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o Dpkg::Options::=--force-confdef $missing >/dev/null
+	fi
+	# Debian may have started the default cluster or pgbouncer: leave them be,
+	# every test uses its own ports.
+	command -v node >/dev/null || { echo "Node.js 20 is needed (node not found)" >&2; return 1; }
+}
+
+# Build and install the extension into the PostgreSQL $LG_PG_MAJOR tree.
+lg_build_install() {
+	local src=$1
+	lg_say "building and installing pg_lambdaguard"
+	make -C "$src" -s PG_CONFIG="$LG_PG_BIN/pg_config"
+	lg_root make -C "$src" -s PG_CONFIG="$LG_PG_BIN/pg_config" install
+}
+
+# The user that runs servers: postgres when we are root, else ourselves.
+lg_server_user() {
+	if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi
+}
+
+# Run a command as the server user.
+lg_as_server_user() {
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- env PATH="$LG_PG_BIN:$PATH" "$@"
+	else
+		env PATH="$LG_PG_BIN:$PATH" "$@"
+	fi
+}
+
+# A scratch copy of the source tree that the server user owns, so that test
+# output never lands in the checkout.
+lg_scratch_copy() {
+	local src=$1 dst
+	dst=$(mktemp -d /tmp/pg_lambdaguard.XXXXXX)
+	(cd "$src" && git ls-files -z --cached --others --exclude-standard 2>/dev/null |
+		xargs -0 -I{} cp --parents {} "$dst" 2>/dev/null) || cp -a "$src/." "$dst"
+	[ -f "$dst/Makefile" ] || cp -a "$src/." "$dst"
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$dst"; fi
+	chmod 755 "$dst"
+	echo "$dst"
+}
