@@ -62,6 +62,27 @@ lg_worker_register(void)
 }
 
 /*
+ * The longest the worker may sleep without missing a session: at most
+ * naptime, and at most the shortest enabled timeout, so that every session
+ * is seen by some scan before it can fall due, and its due moment is known.
+ */
+static long
+longest_sleep(void)
+{
+	const int	timeouts[] = {
+		lg_idle_in_transaction_timeout, lg_aborted_transaction_timeout,
+		lg_blocking_timeout, lg_pinned_idle_timeout, lg_active_timeout
+	};
+	long		sleep_ms = lg_naptime;
+	int			i;
+
+	for (i = 0; i < lengthof(timeouts); i++)
+		if (timeouts[i] > 0 && timeouts[i] < sleep_ms)
+			sleep_ms = timeouts[i];
+	return sleep_ms;
+}
+
+/*
  * One scan in its own transaction.  Returns how long to sleep, in ms.
  */
 static long
@@ -76,7 +97,7 @@ lg_worker_scan(void)
 	ListCell   *lc;
 	instr_time	start,
 				elapsed;
-	long		sleep_ms = lg_naptime;
+	long		sleep_ms = longest_sleep();
 	MemoryContext old;
 
 	SetCurrentStatementStartTimestamp();
@@ -146,17 +167,19 @@ lg_worker_scan(void)
 
 	/*
 	 * Sleep until the next session falls due, rounded up to the next ms, but
-	 * never longer than naptime.  When the storm brake held signals back,
-	 * wait a whole naptime: that is the brake.
+	 * never longer than longest_sleep().  When the storm brake held signals
+	 * back, wait a whole naptime: that is the brake.
 	 */
-	if (!braked && next_due != 0)
+	if (braked)
+		sleep_ms = lg_naptime;
+	else if (next_due != 0)
 	{
 		int64		wait_us = next_due - now;
 
 		if (wait_us <= 0)
 			sleep_ms = 0;
 		else
-			sleep_ms = Min((long) ((wait_us + 999) / 1000), (long) lg_naptime);
+			sleep_ms = Min((long) ((wait_us + 999) / 1000), sleep_ms);
 	}
 	return sleep_ms;
 }
