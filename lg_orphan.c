@@ -454,6 +454,8 @@ consider(LgSession *s, LgVerdict verdict, LgAction action, TimestampTz due,
  * Apply the verdict table to one session.  s->blocking must be filled for
  * the idle-in-transaction case.  Sets verdict, the action due now (if any)
  * and action_at: when the guard acts, or will act if nothing changes.
+ * lambdaguard.enabled is not consulted: it switches the worker, not the
+ * verdicts, and scan() works while the worker is off.
  */
 void
 lg_judge(LgSession *s, TimestampTz now)
@@ -463,7 +465,7 @@ lg_judge(LgSession *s, TimestampTz now)
 	s->action_at = 0;
 	s->next_due = 0;
 
-	if (!s->watched || !lg_enabled)
+	if (!s->watched)
 		return;
 
 	switch (s->state)
@@ -513,7 +515,7 @@ next_look(const LgSession *s, TimestampTz now)
 {
 	TimestampTz next = s->next_due;
 
-	if (s->watched && lg_enabled && s->state == STATE_IDLEINTRANSACTION &&
+	if (s->watched && s->state == STATE_IDLEINTRANSACTION &&
 		lg_blocking_timeout > 0)
 	{
 		TimestampTz b = s->state_change + MS(lg_blocking_timeout);

@@ -171,8 +171,9 @@ lg_sessions(PG_FUNCTION_ARGS)
 		values[15] = lg_reasons_array(dirty, &nulls[15]);
 		values[16] = Int32GetDatum(Max(s->blocking, 0));
 		values[17] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+		/* the worker acts only while enabled */
 		values[18] = TimestampTzGetDatum(s->action_at);
-		nulls[18] = (s->action_at == 0);
+		nulls[18] = (s->action_at == 0 || !lg_enabled);
 		if (may_read)
 		{
 			values[19] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
