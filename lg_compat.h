@@ -25,6 +25,13 @@
 #define LG_MY_SLOT_INDEX()		(MyBackendId - 1)
 #endif
 
+/* Slots of the backend status array (see backend_status.c) */
+#if PG_VERSION_NUM >= 170000
+#define LG_NUM_STATUS_SLOTS		(MaxBackends + NUM_AUXILIARY_PROCS)
+#else
+#define LG_NUM_STATUS_SLOTS		(MaxBackends + NUM_AUXPROCTYPES)
+#endif
+
 /* Reading the local copy of the backend status array */
 #if PG_VERSION_NUM >= 170000
 #define lg_local_beentry(i)		pgstat_get_local_beentry_by_index(i)

@@ -171,127 +171,145 @@ cached_superuser(RoleCache *cache, Oid userid)
 	return result;
 }
 
-/* A pinned backend's slot, for matching to sessions by pid */
-typedef struct PinEntry
-{
-	int			pid;
-	TimestampTz backend_start;
-	LgPinState	state;
-} PinEntry;
+/*
+ * The backend status array itself, in shared memory.  The core keeps its
+ * pointer private, so it is looked up once by its shared-memory name; it is
+ * indexed like PGPROC, as lg_state.c's slots are.  Reading it directly (with
+ * the change-counter protocol of pgstat_read_current_status) costs no
+ * allocation, where the core's snapshot copies every slot's strings.
+ */
+static volatile PgBackendStatus *status_array = NULL;
 
-static int
-pin_entry_cmp(const void *a, const void *b)
-{
-	int			pa = ((const PinEntry *) a)->pid;
-	int			pb = ((const PinEntry *) b)->pid;
-
-	return (pa > pb) - (pa < pb);
-}
-
-/* Attach the pinning state of every backend that has any */
 static void
-attach_pins(LgSnapshot *snap)
+attach_status_array(void)
 {
-	int			nslots = lg_slot_count();
-	PinEntry   *pins = NULL;
-	int			npins = 0;
-	int			i;
+	bool		found;
 
-	for (i = 0; i < nslots; i++)
-	{
-		int			pid;
-		TimestampTz start;
-		LgPinState	state;
-
-		if (!lg_slot_read(i, &pid, &start, &state))
-			continue;
-		if (state.pin_mask == 0 && state.dirty_mask == 0)
-			continue;
-		if (pins == NULL)
-			pins = palloc(sizeof(PinEntry) * nslots);
-		pins[npins].pid = pid;
-		pins[npins].backend_start = start;
-		pins[npins].state = state;
-		npins++;
-	}
-	if (npins == 0)
+	if (status_array != NULL)
 		return;
-	qsort(pins, npins, sizeof(PinEntry), pin_entry_cmp);
-
-	for (i = 0; i < snap->nsessions; i++)
-	{
-		LgSession  *s = &snap->sessions[i];
-		PinEntry	key;
-		PinEntry   *found;
-
-		key.pid = s->pid;
-		found = bsearch(&key, pins, npins, sizeof(PinEntry), pin_entry_cmp);
-		if (found && found->backend_start == s->backend_start)
-		{
-			s->has_pins = true;
-			s->pins = found->state;
-		}
-	}
-	pfree(pins);
+	status_array = (volatile PgBackendStatus *)
+		ShmemInitStruct("Backend Status Array",
+						mul_size(sizeof(PgBackendStatus), LG_NUM_STATUS_SLOTS),
+						&found);
+	if (!found)
+		elog(ERROR, "pg_lambdaguard: the backend status array is not in shared memory");
 }
+
+/* What to copy besides the fixed fields */
+#define READ_APPNAME	0x01
+#define READ_ADDR		0x02
+#define READ_QUERY		0x04
 
 /*
- * Copy every client backend's status, as pg_stat_activity would see it
- * now.  The status copy is refreshed on each call.  with_text copies the
- * application name's and query's text too; the worker needs them only for
- * the sessions it acts on.
+ * Copy status slot "index" into s, consistently.  Returns false when the
+ * slot holds no client backend.  Strings are copied into s's own buffers
+ * (appname) or palloc'd (query) only when asked for.
+ */
+static bool
+read_status(int index, LgSession *s, int what, char *query_buf)
+{
+	volatile PgBackendStatus *be = &status_array[index];
+
+	for (;;)
+	{
+		int			before;
+		int			after;
+
+		pgstat_begin_read_activity(be, before);
+		s->pid = be->st_procpid;
+		s->backend_type = be->st_backendType;
+		if (s->pid > 0 && s->backend_type == B_BACKEND)
+		{
+			s->userid = be->st_userid;
+			s->dbid = be->st_databaseid;
+			s->backend_start = be->st_proc_start_timestamp;
+			s->xact_start = be->st_xact_start_timestamp;
+			s->query_start = be->st_activity_start_timestamp;
+			s->state_change = be->st_state_start_timestamp;
+			s->state = be->st_state;
+			if (what & READ_ADDR)
+				memcpy(&s->addr, (char *) &be->st_clientaddr, sizeof(SockAddr));
+			if (what & READ_APPNAME)
+				strlcpy(s->appname_buf, (char *) be->st_appname, NAMEDATALEN);
+			if (what & READ_QUERY)
+				strlcpy(query_buf, (char *) be->st_activity_raw,
+						pgstat_track_activity_query_size);
+		}
+		pgstat_end_read_activity(be, after);
+		if (pgstat_read_activity_complete(before, after))
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return s->pid > 0 && s->backend_type == B_BACKEND;
+}
+
+/* The session array, kept between scans so that a scan allocates nothing */
+static LgSession *session_buf = NULL;
+
+/*
+ * See every client backend, as pg_stat_activity would see it now.
+ * with_text copies the query text too (the views need it; the worker reads
+ * it again only for the sessions it acts on).  need_pins attaches the
+ * pinning state of each session.  The result is valid until the next call.
  */
 LgSnapshot *
-lg_take_snapshot(bool with_text, TimestampTz now)
+lg_take_snapshot(bool with_text, bool need_pins)
 {
-	LgSnapshot *snap = palloc0(sizeof(LgSnapshot));
+	static LgSnapshot snap;
 	LgWatchFilter filter;
 	RoleCache	roles;
-	int			n;
+	char	   *query_buf = NULL;
+	int			what = READ_APPNAME;
 	int			i;
 
-	pgstat_clear_snapshot();
-	n = pgstat_fetch_stat_numbackends();
-	snap->sessions = palloc0(sizeof(LgSession) * Max(n, 1));
-	lg_watch_filter_init(&filter);
-	roles.n = 0;
-
-	for (i = 1; i <= n; i++)
+	attach_status_array();
+	if (session_buf == NULL)
+		session_buf = MemoryContextAllocZero(TopMemoryContext,
+											 sizeof(LgSession) * MaxBackends);
+	if (with_text || lg_addr_list->n > 0)
+		what |= READ_ADDR;
+	if (with_text)
 	{
-		LocalPgBackendStatus *local = lg_local_beentry(i);
-		PgBackendStatus *be;
-		LgSession  *s;
-
-		if (local == NULL)
-			continue;
-		be = &local->backendStatus;
-		if (be->st_backendType != B_BACKEND || be->st_procpid <= 0)
-			continue;
-
-		s = &snap->sessions[snap->nsessions++];
-		s->pid = be->st_procpid;
-		s->userid = be->st_userid;
-		s->dbid = be->st_databaseid;
-		s->backend_start = be->st_proc_start_timestamp;
-		s->xact_start = be->st_xact_start_timestamp;
-		s->query_start = be->st_activity_start_timestamp;
-		s->state_change = be->st_state_start_timestamp;
-		s->state = be->st_state;
-		s->addr = be->st_clientaddr;
-		s->blocking = 0;
-		s->superuser = OidIsValid(s->userid) && cached_superuser(&roles, s->userid);
-		s->watched = OidIsValid(s->userid) &&
-			lg_watch_match(&filter, s->userid, s->superuser, be->st_appname,
-						   &be->st_clientaddr);
-		if (with_text || s->watched)
-			s->appname = pstrdup(be->st_appname ? be->st_appname : "");
-		if (with_text)
-			s->query = be->st_activity_raw ? pgstat_clip_activity(be->st_activity_raw) : NULL;
+		what |= READ_QUERY;
+		query_buf = palloc(pgstat_track_activity_query_size);
 	}
 
-	attach_pins(snap);
-	(void) now;
-	return snap;
+	lg_watch_filter_init(&filter);
+	roles.n = 0;
+	snap.nsessions = 0;
+	snap.sessions = session_buf;
+
+	/* client backends hold the slots below MaxBackends */
+	for (i = 0; i < MaxBackends; i++)
+	{
+		LgSession  *s = &session_buf[snap.nsessions];
+
+		if (!read_status(i, s, what, query_buf))
+			continue;
+		if (!(what & READ_ADDR))
+			memset(&s->addr, 0, sizeof(s->addr));
+		s->index = i;
+		s->appname = s->appname_buf;
+		s->query = with_text ? pgstat_clip_activity(query_buf) : NULL;
+		s->blocking = 0;
+		s->has_pins = false;
+		s->superuser = OidIsValid(s->userid) && cached_superuser(&roles, s->userid);
+		s->watched = OidIsValid(s->userid) &&
+			lg_watch_match(&filter, s->userid, s->superuser, s->appname,
+						   (what & READ_ADDR) ? &s->addr : NULL);
+		if (need_pins)
+		{
+			int			pid;
+			TimestampTz start;
+
+			/* the pinning slot of the same index, if it is this session's */
+			if (lg_slot_read(i, &pid, &start, &s->pins, with_text) &&
+				pid == s->pid && start == s->backend_start)
+				s->has_pins = true;
+		}
+		snap.nsessions++;
+	}
+	return &snap;
 }
 
 /* ----------
@@ -534,45 +552,41 @@ next_look(const LgSession *s, TimestampTz now)
 /*
  * Read the backend's live status again.  The decision stands only if it is
  * the same session (pid, backend start) in the same state since the same
- * moment, and for a running statement, the same statement.
+ * moment, and for a running statement, the same statement.  Fills the
+ * decision's copy with the live query text and application name.
  */
 static bool
-recheck(const LgSession *s, char **why, char **query, char **appname)
+recheck(LgSession *d, char **why)
 {
-	int			n;
-	int			i;
+	LgSession	live;
+	char	   *query_buf = palloc(pgstat_track_activity_query_size);
 
-	pgstat_clear_snapshot();
-	n = pgstat_fetch_stat_numbackends();
-	for (i = 1; i <= n; i++)
+	if (!read_status(d->index, &live, READ_APPNAME | READ_ADDR | READ_QUERY, query_buf) ||
+		live.pid != d->pid)
 	{
-		LocalPgBackendStatus *local = lg_local_beentry(i);
-		PgBackendStatus *be;
-
-		if (local == NULL || local->backendStatus.st_procpid != s->pid)
-			continue;
-		be = &local->backendStatus;
-		if (be->st_proc_start_timestamp != s->backend_start)
-		{
-			*why = "the pid now belongs to another session";
-			return false;
-		}
-		*query = be->st_activity_raw ? pgstat_clip_activity(be->st_activity_raw) : NULL;
-		*appname = pstrdup(be->st_appname ? be->st_appname : "");
-		if (be->st_state != s->state || be->st_state_start_timestamp != s->state_change)
-		{
-			*why = "the session changed state since the scan";
-			return false;
-		}
-		if (s->state == STATE_RUNNING && be->st_activity_start_timestamp != s->query_start)
-		{
-			*why = "the session started another statement since the scan";
-			return false;
-		}
-		return true;
+		*why = "the session ended before the signal";
+		return false;
 	}
-	*why = "the session ended before the signal";
-	return false;
+	if (live.backend_start != d->backend_start)
+	{
+		*why = "the pid now belongs to another session";
+		return false;
+	}
+	strlcpy(d->appname_buf, live.appname_buf, NAMEDATALEN);
+	d->appname = d->appname_buf;
+	d->addr = live.addr;
+	d->query = pgstat_clip_activity(query_buf);
+	if (live.state != d->state || live.state_change != d->state_change)
+	{
+		*why = "the session changed state since the scan";
+		return false;
+	}
+	if (d->state == STATE_RUNNING && live.query_start != d->query_start)
+	{
+		*why = "the session started another statement since the scan";
+		return false;
+	}
+	return true;
 }
 
 /* ----------
@@ -727,7 +741,8 @@ lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
 
 	*next_due = 0;
 	*braked = false;
-	snap = lg_take_snapshot(mode != LG_SCAN_WORKER, now);
+	snap = lg_take_snapshot(mode != LG_SCAN_WORKER,
+							mode != LG_SCAN_WORKER || lg_pinned_idle_timeout > 0);
 	*nseen = snap->nsessions;
 	if (mode == LG_SCAN_WORKER)
 		prune_acted(snap);
@@ -773,19 +788,22 @@ lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
 
 		d = palloc0(sizeof(LgDecision));
 		d->s = *s;
+		d->s.appname = d->s.appname_buf;
 		d->at = GetCurrentTimestamp();
 		if (blocks == NULL)
 			blocks = lg_find_blockers();	/* once, for the record */
 		d->nblocked = waiters_of(blocks, s->pid, &d->blocked_pids);
 		d->locks_held = locks_held_by(&lockdata, s->pid);
 
-		if (mode == LG_SCAN_PREVIEW || lg_dry_run)
+		if (mode == LG_SCAN_PREVIEW)
 			d->action = LG_ACTION_DRY_RUN;
-		else if (!recheck(s, &why, &d->s.query, &d->s.appname))
+		else if (!recheck(&d->s, &why))
 		{
 			d->action = LG_ACTION_SKIPPED;
 			d->detail = why;
 		}
+		else if (lg_dry_run)
+			d->action = LG_ACTION_DRY_RUN;
 		else if (mode == LG_SCAN_ACT && !may_signal(s->userid, &why))
 		{
 			d->action = LG_ACTION_FAILED;

@@ -305,14 +305,11 @@ check_protocol_statement(const char *text, int location, int len, uint64 queryid
 	record_reason(LG_REASON_PROTOCOL_PREPARED_STATEMENT, text, location, len, queryid);
 }
 
-static bool
-statement_too_large(const char *text, int location, int len)
+/* The length of a statement: stmt_len, or 0 for "the rest of the string" */
+static inline size_t
+statement_length(const char *text, int location, int len)
 {
-	if (text == NULL)
-		return false;
-	if (len > 0)
-		return len > LG_STATEMENT_TOO_LARGE;
-	return strnlen(text + Max(location, 0), LG_STATEMENT_TOO_LARGE + 1) > LG_STATEMENT_TOO_LARGE;
+	return len > 0 ? (size_t) len : strlen(text + Max(location, 0));
 }
 
 /* ----------
@@ -320,37 +317,44 @@ statement_too_large(const char *text, int location, int len)
  * ----------
  */
 
-/* Does the text name a function that can be a reason?  One pass, no allocation. */
-static bool
-text_names_function(const char *s)
+/* Does the name of a sequence or advisory function have its 'v' at p? */
+static inline bool
+v_of_function_name(const char *text, const char *p, const char *end)
 {
-	for (; *s; s++)
+	/* nextval, currval, lastval, setval */
+	if (end - p >= 3 && (p[1] | 0x20) == 'a' && (p[2] | 0x20) == 'l')
 	{
-		switch (*s | 0x20)
-		{
-			case 'n':
-				if (pg_strncasecmp(s, "nextval", 7) == 0)
-					return true;
-				break;
-			case 's':
-				if (pg_strncasecmp(s, "setval", 6) == 0 ||
-					pg_strncasecmp(s, "set_config", 10) == 0)
-					return true;
-				break;
-			case 'c':
-				if (pg_strncasecmp(s, "currval", 7) == 0)
-					return true;
-				break;
-			case 'l':
-				if (pg_strncasecmp(s, "lastval", 7) == 0)
-					return true;
-				break;
-			case 'a':
-				if (pg_strncasecmp(s, "advisory", 8) == 0)
-					return true;
-				break;
-		}
+		if (p - text >= 4 && (pg_strncasecmp(p - 4, "next", 4) == 0 ||
+							  pg_strncasecmp(p - 4, "curr", 4) == 0 ||
+							  pg_strncasecmp(p - 4, "last", 4) == 0))
+			return true;
+		if (p - text >= 3 && pg_strncasecmp(p - 3, "set", 3) == 0)
+			return true;
 	}
+	/* advisory */
+	return p - text >= 2 && end - p >= 6 && pg_strncasecmp(p - 2, "advisory", 8) == 0;
+}
+
+/*
+ * Does the text name a function that can be a reason?  Every such name has
+ * a 'v' or a '_', so memchr (vectorised in libc) finds the few places worth
+ * a look; no allocation, one short pass per character looked for.
+ */
+static bool
+text_names_function(const char *text, size_t len)
+{
+	const char *end = text + len;
+	const char *p;
+
+	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
+		if (v_of_function_name(text, p, end))
+			return true;
+	for (p = text; (p = memchr(p, 'V', end - p)) != NULL; p++)
+		if (v_of_function_name(text, p, end))
+			return true;
+	for (p = text; (p = memchr(p, '_', end - p)) != NULL; p++)
+		if (p - text >= 3 && end - p >= 7 && pg_strncasecmp(p - 3, "set_config", 10) == 0)
+			return true;
 	return false;
 }
 
@@ -540,15 +544,13 @@ walk_plan(Plan *plan, LgCallSearch *cs)
  * Reasons from the function calls of a plan about to run.
  */
 static void
-check_calls(QueryDesc *queryDesc)
+check_calls(QueryDesc *queryDesc, const char *text, int location, size_t len)
 {
 	PlannedStmt *pstmt = queryDesc->plannedstmt;
-	const char *text = queryDesc->sourceText;
-	int			location = Max(pstmt->stmt_location, 0);
 	LgCallSearch cs;
 	int			r;
 
-	if (text == NULL || !text_names_function(text + location))
+	if (!text_names_function(text + location, len))
 		return;
 
 	memset(&cs, 0, sizeof(cs));
@@ -582,56 +584,49 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	if (lg_tracking() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+	if (lg_tracking() && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		queryDesc->sourceText != NULL)
 	{
 		PlannedStmt *pstmt = queryDesc->plannedstmt;
+		const char *text = queryDesc->sourceText;
+		int			location = Max(pstmt->stmt_location, 0);
+		size_t		len = statement_length(text, location, pstmt->stmt_len);
 
-		check_protocol_statement(queryDesc->sourceText, pstmt->stmt_location,
-								 pstmt->stmt_len, pstmt->queryId);
-		if (nesting_level == 0 &&
-			statement_too_large(queryDesc->sourceText, pstmt->stmt_location,
-								pstmt->stmt_len))
-			record_reason(LG_REASON_STATEMENT_TOO_LARGE, queryDesc->sourceText,
-						  pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
-		check_calls(queryDesc);
+		check_protocol_statement(text, location, pstmt->stmt_len, pstmt->queryId);
+		if (nesting_level == 0 && len > LG_STATEMENT_TOO_LARGE)
+			record_reason(LG_REASON_STATEMENT_TOO_LARGE, text, location,
+						  pstmt->stmt_len, pstmt->queryId);
+		check_calls(queryDesc, text, location, len);
 	}
 }
 
+/*
+ * ExecutorRun and ExecutorFinish count the nesting level without PG_TRY: an
+ * error unwinds past the decrement, and the (sub)transaction abort that
+ * follows every error puts the level back (lg_subxact_callback,
+ * lg_xact_callback).  That saves a sigsetjmp on every statement.
+ */
 static void
 lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 			   bool execute_once)
 {
 	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	nesting_level--;
 }
 
 static void
 lg_ExecutorFinish(QueryDesc *queryDesc)
 {
 	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
+	if (prev_ExecutorFinish)
+		prev_ExecutorFinish(queryDesc);
+	else
+		standard_ExecutorFinish(queryDesc);
+	nesting_level--;
 }
 
 /* ----------
@@ -1056,7 +1051,9 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		{
 			check_protocol_statement(queryString, pstmt->stmt_location,
 									 pstmt->stmt_len, pstmt->queryId);
-			if (statement_too_large(queryString, pstmt->stmt_location, pstmt->stmt_len))
+			if (queryString &&
+				statement_length(queryString, pstmt->stmt_location,
+								 pstmt->stmt_len) > LG_STATEMENT_TOO_LARGE)
 				record_reason(LG_REASON_STATEMENT_TOO_LARGE, queryString,
 							  pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
 		}
@@ -1065,21 +1062,14 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	/* code run by DO and CALL is inside a procedure: hidden from a proxy */
 	if (runs_code)
 		nesting_level++;
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+							context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
 								context, params, queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
-									context, params, queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		if (runs_code)
-			nesting_level--;
-	}
-	PG_END_TRY();
+	if (runs_code)
+		nesting_level--;
 
 	if (tracking)
 		apply_utility(&effect, pstmt, queryString);
@@ -1116,6 +1106,7 @@ lg_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
+			nesting_level = 0;
 			if (saved_valid)
 			{
 				int			r;
@@ -1140,6 +1131,43 @@ lg_xact_callback(XactEvent event, void *arg)
 			}
 			if (lg_shmem_ready() && (pin_mask != 0 || published_dirty != 0))
 				publish_if_changed(NULL);
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * The nesting level at the start of each open subtransaction, so that an
+ * error caught by a savepoint or an exception block (which aborts the
+ * subtransaction) puts the level back where it was.
+ */
+static int *subxact_levels = NULL;
+static int	subxact_levels_cap = 0;
+
+static void
+lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	int			depth = GetCurrentTransactionNestLevel();
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_START_SUB:
+			if (depth >= subxact_levels_cap)
+			{
+				int			cap = Max(16, depth * 2);
+
+				subxact_levels = subxact_levels ?
+					repalloc(subxact_levels, sizeof(int) * cap) :
+					MemoryContextAlloc(TopMemoryContext, sizeof(int) * cap);
+				subxact_levels_cap = cap;
+			}
+			subxact_levels[depth] = nesting_level;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			if (depth < subxact_levels_cap)
+				nesting_level = subxact_levels[depth];
 			break;
 		default:
 			break;
@@ -1177,6 +1205,7 @@ lg_pinning_install_hooks(void)
 	if (!callbacks_registered)
 	{
 		RegisterXactCallback(lg_xact_callback, NULL);
+		RegisterSubXactCallback(lg_subxact_callback, NULL);
 		RegisterResourceReleaseCallback(lg_resource_release, NULL);
 		callbacks_registered = true;
 	}

@@ -258,9 +258,13 @@ lg_slot_count(void)
  * Copy slot "index" consistently.  Returns false for a slot nobody uses.
  */
 bool
-lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPinState *state)
+lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPinState *state,
+			 bool with_text)
 {
 	LgBackendSlot *slot = &lg_slots[index];
+
+	if (lg == NULL || index < 0 || index >= lg->nslots)
+		return false;
 
 	for (;;)
 	{
@@ -274,14 +278,18 @@ lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPinState *state)
 		state->pin_mask = slot->pin_mask;
 		state->dirty_mask = slot->dirty_mask;
 		state->pinned_since = slot->pinned_since;
-		memcpy(state->pinned_by, slot->pinned_by, LG_PINNED_BY_LEN);
+		if (with_text && state->pin_mask != 0)
+			memcpy(state->pinned_by, slot->pinned_by, LG_PINNED_BY_LEN);
 		pg_read_barrier();
 		after = slot->changecount;
 		if (before == after && (before & 1) == 0)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
-	state->pinned_by[LG_PINNED_BY_LEN - 1] = '\0';
+	if (with_text && state->pin_mask != 0)
+		state->pinned_by[LG_PINNED_BY_LEN - 1] = '\0';
+	else
+		state->pinned_by[0] = '\0';
 	return *pid != 0;
 }
 

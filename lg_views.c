@@ -127,7 +127,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	store = begin_srf(fcinfo, &tupdesc);
 
-	snap = lg_take_snapshot(true, now);
+	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
 
 	for (i = 0; i < snap->nsessions; i++)

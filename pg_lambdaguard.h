@@ -219,7 +219,7 @@ extern void lg_slot_publish(uint32 pin_mask, uint32 dirty_mask,
 							TimestampTz pinned_since, const char *pinned_by);
 extern int	lg_slot_count(void);
 extern bool lg_slot_read(int index, int *pid, TimestampTz *backend_start,
-						 LgPinState *state);
+						 LgPinState *state, bool with_text);
 
 extern void lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 							 const char *statement, int stmt_len, uint64 queryid);
@@ -249,7 +249,9 @@ extern void lg_pinning_install_hooks(void);
 /* One client backend as a scan sees it */
 typedef struct LgSession
 {
+	int			index;			/* slot in the backend status array */
 	int			pid;
+	BackendType backend_type;
 	Oid			userid;
 	Oid			dbid;
 	TimestampTz backend_start;
@@ -258,8 +260,9 @@ typedef struct LgSession
 	TimestampTz state_change;
 	BackendState state;
 	SockAddr	addr;
-	char	   *appname;
-	char	   *query;
+	char	   *appname;		/* points to appname_buf */
+	char	   *query;			/* NULL unless asked for */
+	char		appname_buf[NAMEDATALEN];
 	bool		superuser;
 	bool		watched;
 	bool		has_pins;
@@ -310,7 +313,7 @@ extern bool lg_watch_match(const LgWatchFilter *filter, Oid userid,
 						   bool superuser, const char *appname,
 						   const SockAddr *addr);
 
-extern LgSnapshot *lg_take_snapshot(bool with_text, TimestampTz now);
+extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins);
 extern void lg_judge(LgSession *s, TimestampTz now);
 extern List *lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen,
 					 bool *braked);
