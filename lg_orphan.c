@@ -15,12 +15,15 @@
  *					before the signal: same pid, same backend start, same
  *					state since the same moment, or the decision is
  *					"skipped".
- *	4. signalled:	signal_session() with pg_terminate_backend's rules,
- *					at most max_terminations signals a scan, none in dry run.
- *	5. recorded:	lg_record_decision() writes one LOG line and one
- *					lambdaguard.history row.
+ *	4. recorded:	its lambdaguard.history row is written before the
+ *					signal (lg_history_insert), so that no signal goes
+ *					unrecorded: an error writing it comes first.
+ *	5. signalled:	after one more re-check, signal_session() with
+ *					pg_terminate_backend's rules, at most max_terminations
+ *					signals a scan, none in dry run; a signal that fails
+ *					corrects its row; one LOG line per decision.
  *
- * lg_scan() runs 1-4 for the worker and for lambdaguard.scan(); the worker
+ * lg_scan() runs 1-5 for the worker and for lambdaguard.scan(); the worker
  * also uses the earliest future due time it returns to sleep until then.
  *
  *-------------------------------------------------------------------------
@@ -48,6 +51,7 @@
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -722,6 +726,31 @@ locks_held_by(LockData **data, int pid)
 	return n;
 }
 
+/* What the worker means to do about a session that is due */
+static LgAction
+planned_action(const LgSession *s)
+{
+	return lg_dry_run ? LG_ACTION_DRY_RUN : s->action;
+}
+
+/* Write the decision's history row with this action */
+static void
+record(LgDecision *d, LgAction action, const char *detail)
+{
+	d->action = action;
+	d->detail = (char *) detail;
+	d->id = lg_history_insert(d);
+}
+
+/* The signal went otherwise than its row says: correct the row */
+static void
+change_record(LgDecision *d, LgAction action, const char *detail)
+{
+	d->action = action;
+	d->detail = (char *) detail;
+	lg_history_update(d);
+}
+
 /*
  * One scan: see, judge, re-check and signal.  Returns the decisions (a List
  * of LgDecision *) for the caller to record; *next_due gets the earliest
@@ -778,7 +807,7 @@ lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
 		/* a scan never signals the session that runs it */
 		if (s->action == LG_ACTION_NONE || s->pid == MyProcPid)
 			continue;
-		if (mode == LG_SCAN_WORKER && already_acted(s, s->action))
+		if (mode == LG_SCAN_WORKER && already_acted(s, planned_action(s)))
 			continue;
 		if (mode != LG_SCAN_PREVIEW && !lg_dry_run && signals >= lg_max_terminations)
 		{
@@ -796,32 +825,41 @@ lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen, bool *braked)
 		d->locks_held = locks_held_by(&lockdata, s->pid);
 
 		if (mode == LG_SCAN_PREVIEW)
+		{
 			d->action = LG_ACTION_DRY_RUN;
-		else if (!recheck(&d->s, &why))
-		{
-			d->action = LG_ACTION_SKIPPED;
-			d->detail = why;
-		}
-		else if (lg_dry_run)
-			d->action = LG_ACTION_DRY_RUN;
-		else if (mode == LG_SCAN_ACT && !may_signal(s->userid, &why))
-		{
-			d->action = LG_ACTION_FAILED;
-			d->detail = why;
-		}
-		else
-		{
-			signals++;
-			if (signal_session(s, s->action))
-				d->action = s->action;
-			else
-			{
-				d->action = LG_ACTION_FAILED;
-				d->detail = "the process could not be signalled";
-			}
+			decisions = lappend(decisions, d);
+			continue;
 		}
 		if (mode == LG_SCAN_WORKER)
-			remember_acted(s, s->action);
+			remember_acted(s, planned_action(s));
+
+		/*
+		 * The history row is written before the signal, so that no signal
+		 * goes unrecorded: if the row cannot be written (its table locked
+		 * past lock_timeout, dropped), the error comes before the signal.
+		 * The live state is read again right after it, just before the
+		 * signal.
+		 */
+		if (!recheck(&d->s, &why))
+			record(d, LG_ACTION_SKIPPED, why);
+		else if (lg_dry_run)
+			record(d, LG_ACTION_DRY_RUN, NULL);
+		else if (mode == LG_SCAN_ACT && !may_signal(s->userid, &why))
+			record(d, LG_ACTION_FAILED, why);
+		else
+		{
+			record(d, s->action, NULL);
+			if (!recheck(&d->s, &why))
+				change_record(d, LG_ACTION_SKIPPED, why);
+			else
+			{
+				signals++;
+				if (!signal_session(s, s->action))
+					change_record(d, LG_ACTION_FAILED,
+								  "the process could not be signalled");
+			}
+		}
+		lg_log_decision(d);
 		decisions = lappend(decisions, d);
 	}
 	return decisions;
@@ -951,24 +989,16 @@ lg_history_values(LgDecision *d, Datum *values, bool *nulls)
 }
 
 /*
- * Log the decision and, with to_table, insert its history row through SPI
- * with bound parameters.  Returns the row's id, or 0 if none was written.
- * The caller has a transaction and an active snapshot when to_table.
+ * One LOG line per decision, naming who, what and why.
  */
-int64
-lg_record_decision(LgDecision *d, bool to_table)
+void
+lg_log_decision(LgDecision *d)
 {
-	static const Oid argtypes[LG_HISTORY_NATTS - 1] = {
-		TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
-		TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID
-	};
 	LgSession  *s = &d->s;
 	char	   *role = GetUserNameFromId(s->userid, true);
 	char	   *db = get_database_name(s->dbid);
 	double		secs = (double) (d->at - episode_start(s)) / 1000000.0;
 	const char *what;
-	int64		id = 0;
 
 	switch (d->action)
 	{
@@ -998,37 +1028,87 @@ lg_record_decision(LgDecision *d, bool to_table)
 					d->detail ? ": " : "", d->detail ? d->detail : "")));
 
 	lg_count_action(s->verdict, d->action);
+}
 
-	if (to_table)
+/* Run one statement of the history through SPI, with an active snapshot */
+static void
+history_spi(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			const char *nulls, int expected, int64 *id)
+{
+	bool		pushed = false;
+	int			ret;
+
+	if (!ActiveSnapshotSet())
 	{
-		Datum		values[LG_HISTORY_NATTS];
-		bool		nulls[LG_HISTORY_NATTS];
-		char		spi_nulls[LG_HISTORY_NATTS - 1];
-		bool		isnull;
-		int			i;
-		int			ret;
-
-		lg_history_values(d, values, nulls);
-		for (i = 1; i < LG_HISTORY_NATTS; i++)
-			spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "pg_lambdaguard: SPI_connect failed");
-		ret = SPI_execute_with_args("INSERT INTO lambdaguard.history (at, pid, usename, datname, "
-									"application_name, client_addr, backend_start, xact_start, state, "
-									"state_since, verdict, action, locks_held, blocked_pids, pin_reasons, "
-									"query, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-									"$11, $12, $13, $14, $15, $16, $17) RETURNING id",
-									LG_HISTORY_NATTS - 1, (Oid *) argtypes, values + 1,
-									spi_nulls, false, 1);
-		if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-			elog(ERROR, "pg_lambdaguard: could not write a history row: %s",
-				 SPI_result_code_string(ret));
-		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										 1, &isnull));
-		SPI_finish();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
 	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_lambdaguard: SPI_connect failed");
+	ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 1);
+	if (ret != expected || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_lambdaguard: could not write lambdaguard.history: %s",
+						SPI_result_code_string(ret))));
+	if (id)
+	{
+		bool		isnull;
+
+		*id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+/*
+ * Insert the decision's lambdaguard.history row with bound parameters;
+ * returns its id.  The caller has a transaction.
+ */
+int64
+lg_history_insert(LgDecision *d)
+{
+	static Oid	argtypes[LG_HISTORY_NATTS - 1] = {
+		TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+		TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID
+	};
+	Datum		values[LG_HISTORY_NATTS];
+	bool		nulls[LG_HISTORY_NATTS];
+	char		spi_nulls[LG_HISTORY_NATTS - 1];
+	int64		id = 0;
+	int			i;
+
+	lg_history_values(d, values, nulls);
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
+	history_spi("INSERT INTO lambdaguard.history (at, pid, usename, datname, "
+				"application_name, client_addr, backend_start, xact_start, state, "
+				"state_since, verdict, action, locks_held, blocked_pids, pin_reasons, "
+				"query, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+				"$11, $12, $13, $14, $15, $16, $17) RETURNING id",
+				LG_HISTORY_NATTS - 1, argtypes, values + 1, spi_nulls,
+				SPI_OK_INSERT_RETURNING, &id);
 	return id;
+}
+
+/* Correct the action and detail of a row written before its signal */
+void
+lg_history_update(LgDecision *d)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(d->id);
+	values[1] = CStringGetTextDatum(lg_action_names[d->action]);
+	values[2] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
+	if (d->detail == NULL)
+		nulls[2] = 'n';
+	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 WHERE id = $1",
+				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL);
 }
 
 /*

@@ -405,14 +405,11 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 		LgDecision *d = (LgDecision *) lfirst(lc);
 		Datum		values[LG_HISTORY_NATTS];
 		bool		nulls[LG_HISTORY_NATTS];
-		int64		id = 0;
 
-		if (!preview)
-			id = lg_record_decision(d, true);
 		lg_history_values(d, values, nulls);
-		if (id != 0)
+		if (d->id != 0)
 		{
-			values[0] = Int64GetDatum(id);
+			values[0] = Int64GetDatum(d->id);
 			nulls[0] = false;
 		}
 		tuplestore_putvalues(store, tupdesc, values, nulls);

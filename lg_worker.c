@@ -130,28 +130,26 @@ lg_worker_scan(void)
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 
-	if (decisions != NIL || GetCurrentTimestamp() - last_purge >= LG_PURGE_INTERVAL_MS * INT64CONST(1000))
+	/* lg_scan() wrote a history row for each decision */
+	foreach(lc, decisions)
+	{
+		LgDecision *d = (LgDecision *) lfirst(lc);
+
+		info.orphans_found++;
+		if (d->action == LG_ACTION_TERMINATE)
+			info.terminated++;
+		else if (d->action == LG_ACTION_CANCEL)
+			info.cancelled++;
+		else if (d->action == LG_ACTION_DRY_RUN)
+			info.dry_run_hits++;
+	}
+
+	if (GetCurrentTimestamp() - last_purge >= LG_PURGE_INTERVAL_MS * INT64CONST(1000))
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		foreach(lc, decisions)
-		{
-			LgDecision *d = (LgDecision *) lfirst(lc);
-
-			lg_record_decision(d, true);
-			info.orphans_found++;
-			if (d->action == LG_ACTION_TERMINATE)
-				info.terminated++;
-			else if (d->action == LG_ACTION_CANCEL)
-				info.cancelled++;
-			else if (d->action == LG_ACTION_DRY_RUN)
-				info.dry_run_hits++;
-		}
-		if (GetCurrentTimestamp() - last_purge >= LG_PURGE_INTERVAL_MS * INT64CONST(1000))
-		{
-			lg_purge_history();
-			last_purge = GetCurrentTimestamp();
-		}
+		lg_purge_history();
 		PopActiveSnapshot();
+		last_purge = GetCurrentTimestamp();
 	}
 
 	MemoryContextSwitchTo(old);

@@ -290,6 +290,7 @@ typedef struct LgDecision
 	int		   *blocked_pids;
 	char	   *detail;
 	TimestampTz at;
+	int64		id;				/* its lambdaguard.history row, 0 if none */
 } LgDecision;
 
 /* Who is scanning: the worker (as superuser) or a SQL caller */
@@ -318,7 +319,9 @@ extern void lg_judge(LgSession *s, TimestampTz now);
 extern List *lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen,
 					 bool *braked);
 extern void lg_attach_blocking(LgSnapshot *snap);
-extern int64 lg_record_decision(LgDecision *d, bool to_table);
+extern int64 lg_history_insert(LgDecision *d);
+extern void lg_history_update(LgDecision *d);
+extern void lg_log_decision(LgDecision *d);
 
 /* lambdaguard.history has this many columns; column 0 is its id */
 #define LG_HISTORY_NATTS 18
