@@ -6,11 +6,12 @@
 # From a fresh Debian 12 machine, as root or as a user with sudo: installs
 # what is missing, builds and installs the extension, starts PostgreSQL 15
 # with it preloaded on a free loopback port, then
-#   1. an orphan: a "function" begins a transaction, updates a row and goes
-#      silent; a second request waits on its lock.  The guard terminates
-#      the orphan, the waiting request goes through; history and the LOG
+#   1. the cascade: a "function" begins a transaction, updates a row and
+#      goes silent; the requests behind its lock miss their deadlines;
+#   2. the same with the guard on: the orphan is terminated after
+#      blocking_timeout and the requests go through; history and the LOG
 #      line say who, what and why;
-#   2. pinning: statements that pin a proxy or leak through a transaction
+#   3. pinning: statements that pin a proxy or leak through a transaction
 #      pooler, including one hidden inside a function, reported as they run.
 # The server is stopped and its files removed at the end.
 set -euo pipefail
@@ -47,7 +48,7 @@ unix_socket_directories = '$dir'
 shared_preload_libraries = 'pg_lambdaguard'
 lambdaguard.roles = 'lambda'                  # the proxy's login role
 lambdaguard.idle_in_transaction_timeout = 4s
-lambdaguard.blocking_timeout = 2s             # shorter when others wait on its locks
+lambdaguard.blocking_timeout = 1s             # shorter when others wait on its locks
 lambdaguard.naptime = 30s                     # the worker wakes when a session falls due
 EOF
 chown -R "$(lg_server_user)": "$dir" 2>/dev/null || true
@@ -64,35 +65,53 @@ INSERT INTO accounts VALUES (1, 100), (2, 100);
 GRANT SELECT, UPDATE ON accounts TO lambda;
 EOF
 
-lg_say "1. an orphan: a function updates a row, then times out and goes silent"
-mkfifo "$dir/orphan.in"
-psql_app -v ON_ERROR_STOP=1 -v VERBOSITY=verbose <"$dir/orphan.in" >"$dir/orphan.out" 2>&1 &
-pids+=($!)
-exec 3>"$dir/orphan.in"
-echo "SET application_name = 'checkout-fn'; BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = 1;" >&3
-sleep 0.5
+# An orphan: a function begins a transaction, updates a row, then times out
+# and goes silent; five more invocations, each with a 3 s deadline (as a
+# Lambda's), update the same row.  Prints how many failed.
+cascade() {
+	local label=$1 i failed=0
+	mkfifo "$dir/$label.in"
+	psql_app -v VERBOSITY=verbose <"$dir/$label.in" >"$dir/$label.out" 2>&1 &
+	pids+=($!)
+	exec 3>"$dir/$label.in"
+	echo "SET application_name = 'checkout-fn'; BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = 1;" >&3
+	sleep 0.3
+	local start=$(date +%s%N)
+	for i in 1 2 3 4 5; do
+		psql_app -c "SET application_name = 'checkout-fn'" -c "SET statement_timeout = '3s'" \
+			-c "UPDATE accounts SET balance = balance - 1 WHERE id = 1" >"$dir/$label.$i.out" 2>&1 &
+		waiters[$i]=$!
+		sleep 0.2
+		if [ "$i" = 1 ] && [ "$label" = guard ]; then
+			psql_admin -c "SELECT pid, usename, application_name AS app, client_addr, state,
+			       date_trunc('second', state_duration) AS for, blocking, watched, verdict,
+			       to_char(action_at, 'HH24:MI:SS.MS') AS guard_acts_at
+			  FROM lambdaguard.sessions WHERE usename = 'lambda' ORDER BY pid"
+		fi
+		sleep 0.2
+	done
+	for i in 1 2 3 4 5; do wait "${waiters[$i]}" || failed=$((failed + 1)); done
+	local ms=$(( ($(date +%s%N) - start) / 1000000 ))
+	printf '   5 invocations behind the orphan, each with a 3 s deadline: %d failed, %d succeeded (%d.%03d s)\n' \
+		"$failed" $((5 - failed)) $((ms / 1000)) $((ms % 1000))
+	grep -h "ERROR" "$dir/$label".[1-5].out | sort | uniq -c | sed 's/^/     /' || true
+	echo "SELECT 'still here';" >&3 || true
+	exec 3>&- || true
+	sleep 0.3
+	echo "   what the orphan's client saw when it came back:"
+	grep -E "FATAL|57P01" "$dir/$label.out" | head -2 | sed 's/^/     /' || echo "     nothing: its transaction was still open"
+}
+declare -a waiters
 
-echo "   the next invocation updates the same row and waits on the orphan's lock..."
-start=$(date +%s%N)
-psql_app -c "SET application_name = 'checkout-fn'" -c "UPDATE accounts SET balance = balance - 5 WHERE id = 1" >"$dir/waiter.out" 2>&1 &
-waiter=$!
-pids+=($waiter)
+lg_say "1. the cascade without the guard (lambdaguard.enabled = off)"
+psql_admin -c "ALTER SYSTEM SET lambdaguard.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
-psql_admin -c "SELECT pid, usename, application_name AS app, client_addr, state,
-       date_trunc('second', state_duration) AS for, blocking, watched, verdict,
-       to_char(action_at, 'HH24:MI:SS.MS') AS guard_acts_at
-  FROM lambdaguard.sessions WHERE usename = 'lambda' ORDER BY pid"
-wait "$waiter" || true
-end=$(date +%s%N)
-ms=$(( (end - start) / 1000000 ))
-printf '   the waiting invocation went through after %d.%03d s:\n' $((ms / 1000)) $((ms % 1000))
-sed 's/^/     /' "$dir/waiter.out"
+cascade noguard
 
-echo "SELECT 'still here';" >&3 || true
-exec 3>&- || true
-sleep 0.3
-echo "   what the orphan's client saw when it came back:"
-sed 's/^/     /' "$dir/orphan.out" | grep -E "FATAL|57P01|terminat" | head -3 || true
+lg_say "2. the same with the guard on: the orphan is terminated, the invocations go through"
+psql_admin -c "ALTER SYSTEM RESET lambdaguard.enabled" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+cascade guard
 
 echo "   lambdaguard.history:"
 psql_admin -x -c "SELECT id, pid, usename, application_name, client_addr, state, verdict, action,
@@ -102,7 +121,7 @@ psql_admin -x -c "SELECT id, pid, usename, application_name, client_addr, state,
 echo "   the server log:"
 grep "pg_lambdaguard: terminated" "$dir/server.log" | sed 's/^/     /'
 
-lg_say "2. pinning: what a function's statements do to its pooled connection"
+lg_say "3. pinning: what a function's statements do to its pooled connection"
 mkfifo "$dir/pinned.in"
 psql_app <"$dir/pinned.in" >/dev/null 2>&1 &
 pids+=($!)
@@ -132,7 +151,7 @@ psql_admin -c "SELECT e.reason, r.pins_rds_proxy AS pins_rds, r.breaks_pgbouncer
   JOIN lambdaguard.reasons r USING (reason) ORDER BY 1"
 echo "   SET LOCAL and pg_advisory_xact_lock, the safe variants, were not reported."
 
-lg_say "3. the worker"
+lg_say "4. the worker"
 psql_admin -c "SELECT pid, scans, sessions_seen, last_scan_us, orphans_found, terminated, errors FROM lambdaguard.worker"
 
 lg_say "done: the server is stopped and its files removed"
