@@ -37,6 +37,7 @@
 #include "catalog/namespace.h"
 #include "common/ip.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -52,6 +53,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -1030,13 +1032,45 @@ lg_log_decision(LgDecision *d)
 	lg_count_action(s->verdict, d->action);
 }
 
-/* Run one statement of the history through SPI, with an active snapshot */
+/* The owner of lambdaguard.history */
+static Oid
+history_owner(void)
+{
+	Oid			relid = lg_history_relid();
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("pg_lambdaguard: lambdaguard.history does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Run one statement of the history through SPI, with an active snapshot,
+ * as the owner of the history table: a role granted EXECUTE on scan()
+ * records its decisions without being able to write (or read) the history
+ * itself.  An error restores the user at transaction abort.
+ */
 static void
 history_spi(const char *sql, int nargs, Oid *argtypes, Datum *values,
 			const char *nulls, int expected, int64 *id)
 {
 	bool		pushed = false;
 	int			ret;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(history_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 
 	if (!ActiveSnapshotSet())
 	{
@@ -1061,6 +1095,7 @@ history_spi(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	SPI_finish();
 	if (pushed)
 		PopActiveSnapshot();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 /*
@@ -1107,7 +1142,8 @@ lg_history_update(LgDecision *d)
 	values[2] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
 	if (d->detail == NULL)
 		nulls[2] = 'n';
-	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 WHERE id = $1",
+	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 "
+				"WHERE id OPERATOR(pg_catalog.=) $1",
 				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL);
 }
 
@@ -1129,7 +1165,8 @@ lg_purge_history(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "pg_lambdaguard: SPI_connect failed");
 	ret = SPI_execute_with_args("DELETE FROM lambdaguard.history "
-								"WHERE at < pg_catalog.now() - pg_catalog.make_interval(mins => $1)",
+								"WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() "
+								"OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
 								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "pg_lambdaguard: could not delete old history: %s",

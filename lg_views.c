@@ -412,6 +412,12 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 			values[0] = Int64GetDatum(d->id);
 			nulls[0] = false;
 		}
+		/* the query text follows pg_stat_activity's rule (the row keeps it) */
+		if (!lg_may_read_query(d->s.userid))
+		{
+			values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+			nulls[16] = false;
+		}
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;

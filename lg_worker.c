@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -107,7 +108,12 @@ lg_worker_scan(void)
 	have_history = OidIsValid(lg_history_relid());
 	if (!have_history)
 	{
-		if (!said_no_extension)
+		if (!said_no_extension && OidIsValid(get_extension_oid("pg_lambdaguard", true)))
+			ereport(LOG,
+					(errmsg("pg_lambdaguard: table lambdaguard.history is missing in database \"%s\"; the worker acts on nobody until it is back",
+							lg_database),
+					 errhint("Restore the table, or run DROP EXTENSION pg_lambdaguard and CREATE EXTENSION pg_lambdaguard.")));
+		else if (!said_no_extension)
 			ereport(LOG,
 					(errmsg("pg_lambdaguard: the extension is not created in database \"%s\"; the worker acts on nobody until it is",
 							lg_database),
@@ -194,6 +200,13 @@ lg_worker_main(Datum main_arg)
 
 	/* a locked history table must end in an error, not a hang */
 	SetConfigOption("lock_timeout", LG_LOCK_TIMEOUT, PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The worker runs as the bootstrap superuser: its statements must not
+	 * resolve functions or operators through a search_path that the
+	 * database's owner may set (ALTER DATABASE ... SET search_path).
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	scan_context = AllocSetContextCreate(TopMemoryContext,
 										 "pg_lambdaguard scan",
