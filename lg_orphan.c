@@ -913,8 +913,9 @@ lg_history_relid(void)
 	return get_relname_relid("history", nsp);
 }
 
-static const char *
-state_name(BackendState state)
+/* The state as pg_stat_activity names it, or NULL */
+const char *
+lg_state_name(BackendState state)
 {
 	switch (state)
 	{
@@ -956,7 +957,7 @@ lg_history_values(LgDecision *d, Datum *values, bool *nulls)
 	LgSession  *s = &d->s;
 	char	   *role = GetUserNameFromId(s->userid, true);
 	char	   *db = get_database_name(s->dbid);
-	const char *state = state_name(s->state);
+	const char *state = lg_state_name(s->state);
 	Datum	   *blocked;
 	int			i;
 
@@ -1025,7 +1026,7 @@ lg_log_decision(LgDecision *d)
 			(errmsg("pg_lambdaguard: %s pid %d (role %s, database %s, application \"%s\", client %s): verdict %s, %s for %.3f s, %d locks held, %d sessions blocked%s%s",
 					what, s->pid, role ? role : "?", db ? db : "?",
 					s->appname ? s->appname : "", addr_text(&s->addr),
-					lg_verdict_names[s->verdict], state_name(s->state), secs,
+					lg_verdict_names[s->verdict], lg_state_name(s->state), secs,
 					d->locks_held, d->nblocked,
 					d->detail ? ": " : "", d->detail ? d->detail : "")));
 

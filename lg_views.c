@@ -88,28 +88,6 @@ name_datum(const char *name, bool *isnull)
 	return name ? DirectFunctionCall1(namein, CStringGetDatum(name)) : (Datum) 0;
 }
 
-static const char *
-state_text(BackendState state)
-{
-	switch (state)
-	{
-		case STATE_IDLE:
-			return "idle";
-		case STATE_RUNNING:
-			return "active";
-		case STATE_IDLEINTRANSACTION:
-			return "idle in transaction";
-		case STATE_IDLEINTRANSACTION_ABORTED:
-			return "idle in transaction (aborted)";
-		case STATE_FASTPATH:
-			return "fastpath function call";
-		case STATE_DISABLED:
-			return "disabled";
-		default:
-			return NULL;
-	}
-}
-
 #define SESSIONS_NATTS 20
 
 /*
@@ -136,7 +114,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 		Datum		values[SESSIONS_NATTS];
 		bool		nulls[SESSIONS_NATTS];
 		bool		may_read = lg_may_read_query(s->userid);
-		const char *state = state_text(s->state);
+		const char *state = lg_state_name(s->state);
 		uint32		pins = s->has_pins ? s->pins.pin_mask : 0;
 		uint32		dirty = s->has_pins ? s->pins.dirty_mask : 0;
 

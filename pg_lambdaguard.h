@@ -329,6 +329,7 @@ extern void lg_history_values(LgDecision *d, Datum *values, bool *nulls);
 extern Oid	lg_history_relid(void);
 extern int	lg_purge_history(void);
 extern Datum lg_inet_datum(const SockAddr *addr, bool *isnull);
+extern const char *lg_state_name(BackendState state);
 extern Datum lg_reasons_array(uint32 mask, bool *isnull);
 extern bool lg_may_read_query(Oid userid);
 extern void lg_worker_forget_acted(void);
