@@ -63,7 +63,7 @@ next_element(const char **pos, LgListKind kind, int index, char *out,
 					break;
 				p++;
 			}
-			if (out)
+			if (out && n < LG_LIST_MAX_ITEM_LEN + 1)
 				out[n] = *p;
 			n++;
 			p++;
@@ -101,7 +101,7 @@ next_element(const char **pos, LgListKind kind, int index, char *out,
 					 "Element %d is empty.", index);
 			return false;
 		}
-		if (out)
+		if (out && n <= LG_LIST_MAX_ITEM_LEN)
 		{
 			size_t		i;
 
@@ -118,8 +118,8 @@ next_element(const char **pos, LgListKind kind, int index, char *out,
 			if (run % 2 == 1)
 			{
 				snprintf(errbuf, LG_MATCH_ERRLEN,
-						 "Element %d (\"%.64s\") ends with the escape character \"\\\".",
-						 index, start);
+						 "Element %d (\"%.*s\") ends with the escape character \"\\\".",
+						 index, (int) (n < 64 ? n : 64), start);
 				return false;
 			}
 		}
@@ -392,13 +392,32 @@ utf8_len(unsigned char c)
 	return 1;
 }
 
+/* Step over one character, but never past the terminating NUL */
+static const char *
+next_char(const char *t)
+{
+	int			n = utf8_len((unsigned char) *t);
+
+	while (n-- > 0 && *t)
+		t++;
+	return t;
+}
+
 /*
  * The matcher of core's like_match.c, reduced to what application_name
  * needs: '%' matches any run, '_' one character, '\' escapes the next one.
  * Recursion happens only at '%', and a run of '%' is folded first, so the
  * depth is bounded by the number of '%' in the pattern (at most 255).
+ *
+ * As in core, a failure that no later placement of an earlier '%' can fix
+ * returns LIKE_ABORT rather than LIKE_FALSE, which stops the callers from
+ * trying: without it a pattern such as '%a%a%a...%b' takes exponential time.
  */
-static bool
+#define LIKE_TRUE		1
+#define LIKE_FALSE		0
+#define LIKE_ABORT		(-1)
+
+static int
 like_at(const char *t, const char *p)
 {
 	while (*p)
@@ -408,40 +427,40 @@ like_at(const char *t, const char *p)
 			while (*p == '%')
 				p++;
 			if (*p == '\0')
-				return true;
+				return LIKE_TRUE;
 			while (*t)
 			{
-				if (like_at(t, p))
-					return true;
-				t += utf8_len((unsigned char) *t);
+				int			r = like_at(t, p);
+
+				if (r != LIKE_FALSE)
+					return r;
+				t = next_char(t);
 			}
-			return false;
+			/* no suffix of the text matches the rest: nor will a shorter one */
+			return LIKE_ABORT;
 		}
 		if (*t == '\0')
-			return false;
+			return LIKE_ABORT;	/* text ran out before the pattern did */
 		if (*p == '_')
 		{
-			int			n = utf8_len((unsigned char) *t);
-
-			while (n-- > 0 && *t)
-				t++;
+			t = next_char(t);
 			p++;
 			continue;
 		}
 		if (*p == '\\' && p[1] != '\0')
 			p++;
 		if (*p != *t)
-			return false;
+			return LIKE_FALSE;
 		p++;
 		t++;
 	}
-	return *t == '\0';
+	return *t == '\0' ? LIKE_TRUE : LIKE_FALSE;
 }
 
 bool
 lg_like(const char *text, const char *pattern)
 {
-	return like_at(text ? text : "", pattern);
+	return like_at(text ? text : "", pattern) == LIKE_TRUE;
 }
 
 bool

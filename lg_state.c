@@ -336,7 +336,7 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 	const char *appname = application_name ? application_name : "";
 	Size		app_len = strnlen(appname, NAMEDATALEN - 1);
 	Size		text_max;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	uint8		family = 0;
 	unsigned char addr[16];
 
@@ -375,6 +375,8 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 
 	LWLockAcquire(lg->lock, LW_EXCLUSIVE);
 
+	/* taken under the lock, so that the ring's order is the time order */
+	now = GetCurrentTimestamp();
 	e = &lg_events[lg->events_written % lg->max_events];
 	e->at = now;
 	e->queryid = queryid;

@@ -30,6 +30,10 @@ ALTER SYSTEM SET lambdaguard.roles = '"unterminated';
 ALTER SYSTEM SET lambdaguard.roles = 'a_role_name_that_is_much_longer_than_sixty_three_bytes_which_is_the_limit';
 ALTER SYSTEM SET lambdaguard.application_names = 'ends-with-escape\';
 ALTER SYSTEM SET lambdaguard.application_names = ',';
+ALTER SYSTEM SET lambdaguard.application_names = 'app\, checkout-%';
+-- an element longer than the limit in the address list
+SELECT repeat('1', 300) AS long_element \gset
+ALTER SYSTEM SET lambdaguard.client_addresses = :'long_element';
 -- a list of 1001 elements, and a very long element
 DO $$
 DECLARE detail text;
