@@ -158,7 +158,7 @@ fi
 if want 2; then
 lg_say "2. scan cost with idle client connections"
 start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=100"
-sql -c "CREATE EXTENSION pg_lambdaguard"
+sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
 cat >"$dir/idle.sql" <<'EOF'
 \sleep 300 s
 EOF
@@ -226,7 +226,7 @@ reaction() {
 	# per pid: server log time of its FATAL line minus its last statement
 	local label=$1 pattern=$2
 	while read -r pid t0; do
-		line=$(grep "\[$pid\] FATAL:  $pattern" "$dir/server.log" | head -1)
+		line=$(grep "\[$pid\] FATAL:  $pattern" "$dir/server.log" | head -1 || true)
 		[ -n "$line" ] || continue
 		t1=$(date -d "$(echo "$line" | awk '{print $1" "$2" "$3}')" +%s.%N)
 		awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.0f\n", (a - b) * 1000}'
@@ -234,7 +234,7 @@ reaction() {
 }
 start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=1000" \
 	"lambdaguard.idle_in_transaction_timeout=2000" "lambdaguard.blocking_timeout=0"
-sql -d bench -c "CREATE EXTENSION pg_lambdaguard"
+sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
 orphans guard
 reaction guard "terminating connection due to administrator command" >"$dir/guard.ms"
 stop
@@ -262,7 +262,7 @@ for mc in 100 1000; do
 	done
 done
 start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=10"
-sql -c "CREATE EXTENSION pg_lambdaguard"
+sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
 rss_at() {
 	local target=$1 pid
 	for _ in $(seq 1 100000); do
