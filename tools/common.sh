@@ -13,21 +13,23 @@ lg_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Install the Debian packages that are missing; apt-get update first.
-lg_install_packages() {
+# Install exactly these Debian packages where missing; apt-get update first.
+lg_install_debian() {
 	local missing="" p
-	for p in $LG_PACKAGES "$@"; do
+	for p in "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
 		lg_say "installing Debian packages:$missing"
 		lg_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		# the package's own cluster is not wanted: tests start their own
 		lg_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			-o Dpkg::Options::=--force-confdef $missing >/dev/null
 	fi
-	# Debian may have started the default cluster or pgbouncer: leave them be,
-	# every test uses its own ports.
+}
+
+# Install what building and testing the extension needs, plus "$@".
+lg_install_packages() {
+	lg_install_debian $LG_PACKAGES "$@"
 	command -v node >/dev/null || { echo "Node.js 20 is needed (node not found)" >&2; return 1; }
 }
 

@@ -33,25 +33,11 @@ case $seconds in
 esac
 [ "$seconds" -ge 1 ] || { echo "seconds must be at least 1" >&2; exit 2; }
 
-say() { printf '\n==> %s\n' "$*"; }
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then "$@"
-	elif command -v sudo >/dev/null; then sudo "$@"
-	else echo "need root or sudo to install: $*" >&2; return 1
-	fi
-}
+. "$here/tools/common.sh"
+say() { lg_say "$@"; }
 
 # --- what is needed: clang-14 and its runtime libraries (libFuzzer) --------
-missing=""
-for p in clang-14 libclang-rt-14-dev llvm-14; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	say "installing Debian packages:$missing"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
-fi
+lg_install_debian clang-14 libclang-rt-14-dev llvm-14
 CC=clang-14
 command -v $CC >/dev/null || { echo "clang-14 not found after install" >&2; exit 1; }
 

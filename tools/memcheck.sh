@@ -55,30 +55,16 @@ SUPP=$here/fuzz/valgrind.supp
 TAP_TIMEOUT=${LG_MEMCHECK_TAP_TIMEOUT:-900}
 SUITES=${LG_MEMCHECK_SUITES:-regress isolation tap}
 
-say() { printf '\n==> %s\n' "$*"; }
-as_root() {
-	if [ "$(id -u)" -eq 0 ]; then "$@"
-	elif command -v sudo >/dev/null; then sudo "$@"
-	else echo "need root or sudo for: $*" >&2; return 1
-	fi
-}
+. "$here/tools/common.sh"
+say() { lg_say "$@"; }
+as_root() { lg_root "$@"; }
 as_server_user() {
 	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
 # --- install what is missing -------------------------------------------------
-missing=""
-for p in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR valgrind make gcc \
-	libipc-run-perl perl util-linux coreutils; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	say "installing Debian packages:$missing"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		-o Dpkg::Options::=--force-confdef $missing >/dev/null
-fi
+lg_install_debian "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" valgrind make gcc \
+	libipc-run-perl perl util-linux coreutils
 
 # --- scratch copy, build, install ---------------------------------------------
 work=$(mktemp -d /tmp/lg_memcheck.XXXXXX)

@@ -39,8 +39,9 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PACKAGES="postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
 libipc-run-perl perl make gcc util-linux"
 
-say() { printf '\n==> %s\n' "$*"; }
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+. "$here/tools/common.sh"
+say() { lg_say "$@"; }
+as_root() { lg_root "$@"; }
 as_server_user() {
 	if [ "$(id -u)" -eq 0 ]; then
 		runuser -u postgres -- env PATH="$PG_BIN:$PATH" "$@"
@@ -50,17 +51,7 @@ as_server_user() {
 }
 
 # 1. the Debian packages that are missing
-missing=""
-for p in $PACKAGES; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-		missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-	say "installing Debian packages:$missing"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		-o Dpkg::Options::=--force-confdef $missing >/dev/null
-fi
+lg_install_debian $PACKAGES
 
 # 2. a scratch copy, built and installed
 work=$(mktemp -d /tmp/pg_lambdaguard_soak.XXXXXX)
