@@ -10,7 +10,7 @@ OBJS = \
 	lg_worker.o
 
 EXTENSION = pg_lambdaguard
-DATA = pg_lambdaguard--1.0.sql
+DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql
 PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless clients"
 
 # pg_regress and isolation tests start their own preloaded server
