@@ -1,9 +1,14 @@
 # Shared set-up for pg_lambdaguard's commands (sourced, not run).
 # Works from a fresh Debian 12 machine, as root or as a user with sudo.
 
-LG_PG_MAJOR=15
-LG_PG_BIN=/usr/lib/postgresql/$LG_PG_MAJOR/bin
-LG_PACKAGES="postgresql-$LG_PG_MAJOR postgresql-server-dev-$LG_PG_MAJOR postgresql-contrib \
+# The PostgreSQL to use: the first pg_config named in PG_CONFIG (a
+# space-separated list; tools/test.sh walks all of them), else Debian's 15.
+LG_DEBIAN_MAJOR=15
+LG_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$LG_DEBIAN_MAJOR/bin/pg_config}
+LG_PG_CONFIG=${LG_PG_CONFIG%% *}
+LG_PG_BIN=$(dirname "$LG_PG_CONFIG")
+LG_PG_MAJOR=$(basename "$(dirname "$LG_PG_BIN")")
+LG_PACKAGES="postgresql-$LG_DEBIAN_MAJOR postgresql-server-dev-$LG_DEBIAN_MAJOR postgresql-contrib \
 libipc-run-perl pgbouncer make gcc util-linux"
 
 lg_say() { printf '\n==> %s\n' "$*"; }
@@ -37,8 +42,8 @@ lg_install_packages() {
 lg_build_install() {
 	local src=$1
 	lg_say "building and installing pg_lambdaguard"
-	make -C "$src" -s PG_CONFIG="$LG_PG_BIN/pg_config"
-	lg_root make -C "$src" -s PG_CONFIG="$LG_PG_BIN/pg_config" install
+	make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG"
+	lg_root make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG" install
 }
 
 # The user that runs servers: postgres when we are root, else ourselves.
