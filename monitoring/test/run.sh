@@ -305,7 +305,7 @@ if $PY "$mon/test/check_exprs.py" "$mon/queries.yaml" "$mon/alerts.yml" "$tmp/ba
 	not_ok "check_exprs.py refuses an unknown metric"
 else
 	check "check_exprs.py refuses an unknown metric and label, naming them" \
-		grep -q 'lambdaguard_no_such_metric_total.*not emitted' "$tmp/bad.out"
+		grep -q "metric lambdaguard_no_such_metric_total is not emitted.*label 'pid'" "$tmp/bad.out"
 fi
 echo '{"panels": [' >"$tmp/broken.json"
 if $PY "$mon/test/check_exprs.py" "$mon/queries.yaml" "$mon/alerts.yml" "$tmp/broken.json" \
