@@ -63,16 +63,17 @@ tmp=$(mktemp -d /tmp/lg-monitoring.XXXXXX)
 chmod 755 "$tmp"
 [ "$(id -u)" -eq 0 ] && chown "$(lg_server_user)": "$tmp"
 cd "$tmp"    # a directory the server user may enter
-exporter_pid=
+exporters=()    # pids of the exporters this script started
 pg_started=
 cleanup() {
-	local rc=$?
+	local rc=$? p
 	set +e
-	if [ -n "$exporter_pid" ]; then
-		kill "$exporter_pid" 2>/dev/null
-		wait "$exporter_pid" 2>/dev/null
-	fi
-	exec 3>&- 4>&- 2>/dev/null
+	trap '' PIPE    # a closed output must not stop the clean-up
+	for p in "${exporters[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	exec 3>&- 4>&-
 	if [ -n "$pg_started" ]; then
 		lg_as_server_user pg_ctl -D "$tmp/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
 			lg_as_server_user pg_ctl -D "$tmp/data" -m immediate -w -t 30 stop >/dev/null 2>&1
@@ -154,9 +155,10 @@ start_exporter() {
 		--extend.query-path="$mon/queries.yaml" \
 		--disable-default-metrics --disable-settings-metrics \
 		--no-collector.database --no-collector.bgwriter >"$log" 2>&1 &
+	exporters+=($!)
 }
 start_exporter lg_exporter "$exporter_password" "$export_port" "$tmp/exporter.log"
-exporter_pid=$!
+exporter_pid=${exporters[-1]}
 url="http://127.0.0.1:$export_port/metrics"
 up=
 for i in $(seq 1 100); do
@@ -250,7 +252,7 @@ grep -q '^# check_scrape: ' "$out" || not_ok "check_scrape.py ran to its end"
 read -r outsider_port < <($PY -c '
 import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_exporter lg_outsider none "$outsider_port" "$tmp/outsider.log"
-outsider_pid=$!
+outsider_pid=${exporters[-1]}
 got=
 for i in $(seq 1 100); do
 	got=$(curl -fsS "http://127.0.0.1:$outsider_port/metrics" 2>/dev/null | grep '^pg_exporter_last_scrape_error' || true)
