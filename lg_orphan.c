@@ -931,6 +931,10 @@ lg_state_name(BackendState state)
 			return "fastpath function call";
 		case STATE_DISABLED:
 			return "disabled";
+#if PG_VERSION_NUM >= 180000
+		case STATE_STARTING:
+			return "starting";
+#endif
 		default:
 			return NULL;
 	}

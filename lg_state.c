@@ -36,7 +36,6 @@
 #include <netinet/in.h>
 
 #include "miscadmin.h"
-#include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -96,7 +95,7 @@ static int
 lg_num_slots(void)
 {
 	/* every PGPROC that can run a client backend, plus auxiliary ones */
-	return MaxBackends + NUM_AUXILIARY_PROCS;
+	return LG_MAX_BACKENDS() + NUM_AUXILIARY_PROCS;
 }
 
 static Size
@@ -168,10 +167,8 @@ lg_shmem_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(LgStatKey);
 	info.entrysize = sizeof(LgStat);
-	lg_stats = ShmemInitHash("pg_lambdaguard stats",
-							 LG_MAX_STATS, LG_MAX_STATS,
-							 &info,
-							 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	lg_stats = lg_shmem_init_hash("pg_lambdaguard stats", LG_MAX_STATS, &info,
+								  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 
 	LWLockRelease(AddinShmemInitLock);
 }
