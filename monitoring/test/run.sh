@@ -20,7 +20,7 @@
 # Everything it starts is stopped on exit.  Prints "monitoring: N passed, N
 # failed" and exits non-zero on any failure.
 set -euo pipefail
-src=$(pwd)
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$src/tools/common.sh"
 mon=$src/monitoring
 PY=/usr/bin/python3
