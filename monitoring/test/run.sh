@@ -50,7 +50,8 @@ EXPORTER=/usr/bin/prometheus-postgres-exporter
 PROMTOOL=/usr/bin/promtool
 
 if [ ! -x "$LG_PG_BIN/initdb" ]; then
-	echo "monitoring: skipped, no PostgreSQL at $LG_PG_BIN"
+	echo "skipped: no PostgreSQL server at $LG_PG_BIN"
+	finish
 	exit 0
 fi
 if [ ! -f "$("$LG_PG_CONFIG" --sharedir)/extension/pg_lambdaguard.control" ]; then
