@@ -6,6 +6,7 @@
 #     bash tools/bench.sh            # about 15 minutes on 2 cores
 #     BENCH_QUICK=1 bash tools/bench.sh   # a few minutes, smaller samples
 #     BENCH_ONLY="1b 2" bash tools/bench.sh  # some sections only
+#     BENCH_ONLY=blocking bash tools/bench.sh # views read during a lock pile-up
 #
 # From a fresh Debian 12 machine, as root or with sudo: installs what is
 # missing, builds and installs the extension, and runs every server as the
@@ -294,6 +295,70 @@ for i in $(seq 1 3); do
 done
 tw=$(median <"$dir/ev_with"); to=$(median <"$dir/ev_without")
 row "one SET x (pinning, hidden in a DO loop)" "$(awk -v a="$tw" -v b="$to" 'BEGIN {printf "%.2f us added (%.2f us with, %.2f us without)", (a - b) * 1e6 / 100000, a * 1e6 / 100000, b * 1e6 / 100000}')" "(information)"
+fi
+
+########################################################################
+if want blocking; then
+lg_say "blocking. reading the views with one orphan and N sessions waiting on its row lock (median of 20 reads)"
+# the worker is switched off so that the orphan stays; the views still judge
+start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.enabled=off"
+sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
+cat >"$dir/holder.sql" <<'EOF2'
+BEGIN;
+UPDATE mix SET v = v WHERE id = 1;
+\sleep 600 s
+COMMIT;
+EOF2
+echo "UPDATE mix SET v = v WHERE id = 1;" >"$dir/waiter.sql"
+chmod 644 "$dir/holder.sql" "$dir/waiter.sql"
+# time_read SQL: median ms of 20 reads, each with a fresh statistics snapshot
+time_read() {
+	sql 2>&1 <<EOF2 | sed -n 's/.*NOTICE:  //p'
+DO \$\$
+DECLARE t0 timestamptz; r record; ms float8[] := '{}';
+BEGIN
+  FOR i IN 1..20 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    t0 := clock_timestamp();
+    EXECUTE \$q\$$1\$q\$ INTO r;
+    ms := ms || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+  END LOOP;
+  RAISE NOTICE '%', (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY m)::numeric, 3) FROM unnest(ms) m);
+END \$\$;
+EOF2
+}
+as_pg pgbench -n -c 1 -T 600 -h 127.0.0.1 -p "$port" -U app -f "$dir/holder.sql" bench >/dev/null 2>&1 &
+holders+=($!)
+for _ in $(seq 1 100); do
+	[ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle in transaction'")" -ge 1 ] && break
+	sleep 0.2
+done
+have=0
+for n in 0 50 200; do
+	if [ "$n" -gt "$have" ]; then
+		as_pg pgbench -n -c $((n - have)) -j 10 -T 600 -h 127.0.0.1 -p "$port" -U postgres -f "$dir/waiter.sql" bench >/dev/null 2>&1 &
+		holders+=($!)
+		have=$n
+	fi
+	for _ in $(seq 1 300); do
+		[ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge "$n" ] && break
+		sleep 0.2
+	done
+	waiting=$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+	blocking=$(sql -c "SELECT max(blocking) FROM lambdaguard.sessions")
+	ours=$(time_read "SELECT count(*) FROM lambdaguard.sessions")
+	peers=$(time_read "SELECT count(*), count(pg_blocking_pids(pid)) FROM pg_stat_activity")
+	alone=$(time_read "SELECT count(*) FROM pg_stat_activity")
+	echo "   $waiting waiting (lambdaguard.sessions.blocking = $blocking): lambdaguard.sessions $ours ms, pg_stat_activity with pg_blocking_pids() $peers ms, pg_stat_activity alone $alone ms"
+	goal="(information)"; [ "$n" = 200 ] && goal="<= pg_stat_activity alone"
+	row "count(*) FROM lambdaguard.sessions, 1 orphan and $n sessions waiting on it" "$ours ms" "$goal"
+	row "count(*), count(pg_blocking_pids(pid)) FROM pg_stat_activity, same" "$peers ms" "(the peers' approach)"
+	row "count(*) FROM pg_stat_activity, same" "$alone ms" "(reference)"
+done
+# the waiters first: they stay blocked until the holder's backend is gone
+for ((i = ${#holders[@]} - 1; i >= 0; i--)); do kill "${holders[$i]}" 2>/dev/null || true; wait "${holders[$i]}" 2>/dev/null || true; done
+holders=()
+stop
 fi
 
 lg_say "results"
