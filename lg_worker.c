@@ -430,23 +430,27 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 			continue;
 		}
 
+		/*
+		 * Every signal counts for the brake; the worker's figures count its
+		 * own scans only (scan(false) acts for its caller).
+		 */
 		switch (lg_act(d))
 		{
 			case LG_ACTION_TERMINATE:
 				brake_count(GetCurrentTimestamp());
-				info.terminated++;
+				info.terminated += !OidIsValid(caller);
 				break;
 			case LG_ACTION_CANCEL:
 				brake_count(GetCurrentTimestamp());
-				info.cancelled++;
+				info.cancelled += !OidIsValid(caller);
 				break;
 			case LG_ACTION_DRY_RUN:
-				info.dry_run_hits++;
+				info.dry_run_hits += !OidIsValid(caller);
 				break;
 			default:
 				break;
 		}
-		info.orphans_found++;
+		info.orphans_found += !OidIsValid(caller);
 		remember_acted(&d->s, planned);
 		if (ids)
 			ids[(*nids)++] = d->id;
