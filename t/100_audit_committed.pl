@@ -13,6 +13,8 @@
 #   counts the error and starts again
 # - SIGTERM to the worker in the middle of a scan (the trigger sleeps on the
 #   second orphan's row): the same
+# - the re-check comes after the commit: an orphan that runs a statement
+#   while its row is being written is not signalled; the row says skipped
 # - scan(false) inside a transaction block that is rolled back: the orphan
 #   is terminated and its row survives the ROLLBACK; scan(false) keeps the
 #   caller's rights (pg_terminate_backend's rules), never signals the calling
@@ -265,6 +267,55 @@ SELECT bool_and(NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p)
 		'SIGTERM mid-scan: after the restart all three orphans are terminated, one terminate row each');
 	is(join("\n", lg_crash_lines(lg_log_slice($node, $log))), '', 'SIGTERM mid-scan: no crash');
 	$_->close foreach @s;
+}
+
+# ---------------------------------------------------------------------------
+# the re-check comes after the commit, immediately before the signal: the
+# orphan runs a statement while its row is being written; the worker then
+# records "skipped" instead of terminating it
+# ---------------------------------------------------------------------------
+{
+	$node->safe_psql(
+		'postgres', q{
+CREATE FUNCTION public.lg_fault_sleep_first() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.lg_fault_pids f WHERE f.pid = NEW.pid)
+       AND NOT EXISTS (SELECT 1 FROM lambdaguard.history h WHERE h.pid = NEW.pid)
+    THEN
+        PERFORM pg_catalog.pg_sleep(2);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER lg_fault BEFORE INSERT ON lambdaguard.history
+    FOR EACH ROW EXECUTE FUNCTION public.lg_fault_sleep_first();
+});
+	my $s = lg_session($node, appname => 'lg_recheck');
+	my $pid = $s->pid;
+	$node->safe_psql('postgres',
+		"TRUNCATE public.lg_fault_pids; INSERT INTO public.lg_fault_pids VALUES ($pid)");
+	$s->query('BEGIN; SELECT 1;');
+	ok( lg_wait(
+			$node, q{
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                WHERE backend_type = 'pg_lambdaguard' AND wait_event = 'PgSleep')}, 10),
+		're-check: the worker is writing the orphan\'s row');
+	my ($out, $err, $done) = $s->query('SELECT 2;', 10);
+	ok($done && $out eq '2', 're-check: meanwhile the orphan runs a statement')
+	  or diag $err;
+	ok(lg_wait($node, "SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid AND action = 'skipped'", 10),
+		're-check: the decision is recorded as skipped');
+	is(lg_sql($node, "SELECT count(*) FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'"),
+		'0', 're-check: no terminate row');
+	is(lg_state($node, $pid), 'idle in transaction',
+		're-check: the session was not signalled');
+	$node->safe_psql('postgres', 'DROP TRIGGER lg_fault ON lambdaguard.history');
+	ok( lg_wait($node,
+			"SELECT string_agg(action, ',' ORDER BY id) = 'skipped,terminate' FROM lambdaguard.history WHERE pid = $pid", 10),
+		're-check: idle in transaction again past the timeout, it is terminated then');
+	ok(lg_gone($node, $pid), 're-check: then the orphan is gone');
+	$s->close;
 }
 
 # ---------------------------------------------------------------------------
