@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
