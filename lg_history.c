@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "pg_lambdaguard.h"
 #include "lg_compat.h"

@@ -303,6 +303,24 @@ typedef struct LgSnapshot
 	LgSession  *sessions;
 } LgSnapshot;
 
+/* ----------
+ * Who blocks whom (lg_locks.c)
+ * ----------
+ */
+/* One look at the lock manager: the (blocker, waiter) pairs */
+typedef struct LgLockView
+{
+	struct LockData *data;			/* NULL until taken */
+	int			npairs;
+	int		   *blocker;		/* pairs sorted by (blocker, waiter) */
+	int		   *waiter;
+} LgLockView;
+
+extern void lg_lock_view_take(LgLockView *v);
+extern int	lg_waiters_of(const LgLockView *v, int pid, int **out);
+extern int	lg_locks_held_by(const LgLockView *v, int pid);
+extern void lg_attach_blocking_with(LgSnapshot *snap, LgLockView *v);
+
 /* A decision made by one scan, as written to lambdaguard.history */
 typedef struct LgDecision
 {
