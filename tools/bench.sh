@@ -303,14 +303,8 @@ lg_say "blocking. reading the views with one orphan and N sessions waiting on it
 # the worker is switched off so that the orphan stays; the views still judge
 start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.enabled=off"
 sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
-cat >"$dir/holder.sql" <<'EOF2'
-BEGIN;
-UPDATE mix SET v = v WHERE id = 1;
-\sleep 600 s
-COMMIT;
-EOF2
 echo "UPDATE mix SET v = v WHERE id = 1;" >"$dir/waiter.sql"
-chmod 644 "$dir/holder.sql" "$dir/waiter.sql"
+chmod 644 "$dir/waiter.sql"
 # time_read SQL: median ms of 20 reads, each with a fresh statistics snapshot
 time_read() {
 	sql 2>&1 <<EOF2 | sed -n 's/.*NOTICE:  //p'
@@ -327,8 +321,14 @@ BEGIN
 END \$\$;
 EOF2
 }
-as_pg pgbench -n -c 1 -T 600 -h 127.0.0.1 -p "$port" -U app -f "$dir/holder.sql" bench >/dev/null 2>&1 &
+# the orphan: a psql fed through a fifo, which "\q" ends
+mkfifo "$dir/holder.in"
+(
+	exec 5<>"$dir/holder.in"
+	exec psql -X -q -h 127.0.0.1 -p "$port" -U app -d bench <&5 >/dev/null 2>&1
+) &
 holders+=($!)
+echo "BEGIN; UPDATE mix SET v = v WHERE id = 1;" >"$dir/holder.in"
 for _ in $(seq 1 100); do
 	[ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND state = 'idle in transaction'")" -ge 1 ] && break
 	sleep 0.2
@@ -355,8 +355,15 @@ for n in 0 50 200; do
 	row "count(*), count(pg_blocking_pids(pid)) FROM pg_stat_activity, same" "$peers ms" "(the peers' approach)"
 	row "count(*) FROM pg_stat_activity, same" "$alone ms" "(reference)"
 done
-# the waiters first: they stay blocked until the holder's backend is gone
-for ((i = ${#holders[@]} - 1; i >= 0; i--)); do kill "${holders[$i]}" 2>/dev/null || true; wait "${holders[$i]}" 2>/dev/null || true; done
+# the orphan quits; the waiters' backends are ended from the server, so that
+# their pgbench runs end (every client aborted)
+echo '\q' >"$dir/holder.in"
+for _ in $(seq 1 100); do
+	left=$(sql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pgbench' AND usename = 'postgres'")
+	[ "$left" -eq 0 ] && break
+	sleep 0.2
+done
+for h in "${holders[@]}"; do wait "$h" 2>/dev/null || true; done
 holders=()
 stop
 fi
