@@ -206,7 +206,8 @@ write_end(MemoryContext caller)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(caller);
-	pgstat_report_stat(false);
+	/* flush now: a worker may write nothing more for a minute */
+	(void) pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	lg_history_writing = false;
 }
