@@ -8,7 +8,8 @@
 # scenarios (node --test).  Everything started here is stopped on exit.
 #
 # Environment:
-#   PG_BINDIR        PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   PG_BINDIR        PostgreSQL binaries (default: those of PG_CONFIG, else
+#                    /usr/lib/postgresql/15/bin)
 #   PGBOUNCER        pgbouncer binary (default /usr/sbin/pgbouncer)
 #   E2E_RUN_USER     user to run as when started by root (default postgres)
 #   E2E_KEEP=1       keep the temp dir (cluster data, logs) for inspection
@@ -17,7 +18,8 @@
 #   E2E_TESTS        space separated list of scenario files (default: all)
 set -euo pipefail
 
-PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PG_CONFIG_FIRST=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BINDIR=${PG_BINDIR:-$(dirname "${PG_CONFIG_FIRST%% *}")}
 PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 E2E_RUN_USER=${E2E_RUN_USER:-postgres}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
