@@ -996,7 +996,11 @@ BEGIN
         PERFORM pg_catalog.pg_sleep(0.1);
     END LOOP;
     IF NOT got THEN
-        RAISE LOG 'pg_lambdaguard: another lambdaguard.run() is still running; this one leaves';
+        RAISE LOG 'pg_lambdaguard: another lambdaguard.run() is still running (pid %); this one leaves',
+            (SELECT pg_catalog.string_agg(k.pid::text, ', ') FROM pg_catalog.pg_locks k
+              WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+                AND k.classid = ((lambdaguard.lock_key() + 1) >> 32)::oid
+                AND k.objid = ((lambdaguard.lock_key() + 1) & 4294967295)::oid);
         RETURN;
     END IF;
     deadline := pg_catalog.date_trunc('minute', started) + interval '1 minute';
