@@ -73,7 +73,6 @@ UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles';
 UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'idle_in_transaction_timeout';
 UPDATE lambdaguard.settings SET value = '0' WHERE name = 'blocking_timeout';
 UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'naptime';
-CREATE TABLE public_t (id int PRIMARY KEY);
 EOF
 sql -d managed -c "CREATE TABLE t (id int PRIMARY KEY)" -c "INSERT INTO t SELECT generate_series(1, 40)" -c "GRANT ALL ON t TO app"
 
@@ -125,8 +124,10 @@ for n in 100 1000; do
 	rm -f "$dir/o.in"
 	echo "   $n idle connections: C edition scan(true) ${c_scan} us; managed scan(true) ${m_scan} us," \
 		"${m_due} us with one orphan due (pg_locks read)"
-	sql -d postgres -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'" >/dev/null
+	# pgbench sleeps in \sleep: stop it (runuser passes the signal on)
+	kill "$holder" 2>/dev/null || true
 	wait "$holder" 2>/dev/null || true
+	sql -d postgres -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'" >/dev/null
 	holder=
 	for _ in $(seq 1 100); do
 		[ "$(sql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")" -eq 0 ] && break
