@@ -275,9 +275,15 @@ p1=$(pid_of o1)
 wait_for "o1 due" "SELECT now() - state_change > interval '1.2 s' FROM pg_stat_activity WHERE pid = $p1"
 is "sessions shows the orphan watched, verdict orphan" \
 	"$(A -c "SELECT watched, verdict FROM lambdaguard.sessions WHERE pid = $p1")" "t|orphan"
-is "sessions lists exactly pg_stat_activity's client backends (no walsender, autovacuum or pg_cron launcher)" \
-	"$(A -c "SELECT (SELECT array_agg(pid ORDER BY pid) FROM lambdaguard.sessions)
-	              = (SELECT array_agg(pid ORDER BY pid) FROM pg_stat_activity WHERE backend_type = 'client backend')")" t
+# (two reads: a session may come or go between them, so look up to 5 times)
+same=f
+for _ in 1 2 3 4 5; do
+	same=$(A -c "SELECT (SELECT array_agg(pid ORDER BY pid) FROM lambdaguard.sessions)
+	                  = (SELECT array_agg(pid ORDER BY pid) FROM pg_stat_activity WHERE backend_type = 'client backend')")
+	[ "$same" = t ] && break
+	sleep 0.2
+done
+is "sessions lists exactly pg_stat_activity's client backends (no walsender, autovacuum or pg_cron launcher)" "$same" t
 n0=$(A -c "SELECT count(*) FROM lambdaguard.history")
 is "scan(true) previews the orphan (action dry_run)" \
 	"$(A -c "SELECT verdict, action, usename, host(client_addr), application_name FROM lambdaguard.scan(true) WHERE pid = $p1")" \
@@ -350,18 +356,19 @@ wait_for "q1 cancelled" "SELECT state = 'idle' FROM pg_stat_activity WHERE pid =
 is "verdict overdue_query, action cancel" "$(hist "$q1" "verdict, action")" "overdue_query|cancel"
 like "the client saw the cancel" "$(cat "$T/q1.out")" "canceling statement due to user request"
 close q1
+A -c "UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'active_timeout'"
 open q2 app
 # a statement that swallows the cancel keeps running: terminated one period later
 send q2 "DO \$\$ BEGIN LOOP BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END \$\$;"
 q2=$(pid_of q2)
-wait_for "q2 overdue" "SELECT now() - query_start > interval '1.2 s' FROM pg_stat_activity WHERE pid = $q2"
+wait_for "q2 overdue" "SELECT now() - query_start > interval '2.2 s' FROM pg_stat_activity WHERE pid = $q2"
 A -c "CALL lambdaguard.run(once => true)"
 is "first the cancel" "$(hist "$q2" "action")" "cancel"
 A -c "CALL lambdaguard.run(once => true)"
 alive "$q2" && ok "a second scan before 2 x active_timeout does not act again" ||
 	not_ok "a second scan before 2 x active_timeout does not act again"
 is "... and records nothing new" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = $q2")" 1
-wait_for "q2 twice overdue" "SELECT now() - query_start > interval '2.2 s' FROM pg_stat_activity WHERE pid = $q2"
+wait_for "q2 twice overdue" "SELECT now() - query_start > interval '4.2 s' FROM pg_stat_activity WHERE pid = $q2"
 A -c "CALL lambdaguard.run(once => true)"
 gone "$q2" && ok "still running one active_timeout later: terminated" || not_ok "still running one active_timeout later: terminated"
 is "history: cancel, then terminate" "$(hist "$q2" "verdict || ':' || action" | tr '\n' ' ')" \
@@ -718,6 +725,20 @@ like "the package calls pgtle.install_extension('pg_lambdaguard_managed', '1.0',
 	"$(tr '\n' ' ' <"$M/pg_lambdaguard_managed--pgtle.sql")" \
 	"SELECT pgtle.install_extension\(     'pg_lambdaguard_managed',     '1.0',"
 
+# an upgrade script becomes pgtle.install_update_path(), its content unchanged
+mkdir -p "$T/up"
+cp "$M/pg_lambdaguard_managed.sql" "$M/build_tle.sh" "$T/up/"
+printf "CREATE OR REPLACE FUNCTION lambdaguard.version() RETURNS text LANGUAGE sql IMMUTABLE AS \$\$ SELECT '1.1'::text \$\$;\n" \
+	>"$T/up/pg_lambdaguard_managed--1.0--1.1.sql"
+bash "$T/up/build_tle.sh" "$T/up/pg_lambdaguard_managed.sql" >"$T/up/pkg.sql"
+like "build_tle.sh packages an upgrade script as pgtle.install_update_path('pg_lambdaguard_managed', '1.0', '1.1', ...) and sets 1.1 as default" \
+	"$(tr '\n' ' ' <"$T/up/pkg.sql")" \
+	"SELECT pgtle.install_update_path\(     'pg_lambdaguard_managed',     '1.0',     '1.1', .*SELECT pgtle.set_default_version\('pg_lambdaguard_managed', '1.1'\);"
+sed -n '/^SELECT pgtle.install_update_path/,$p' "$T/up/pkg.sql" | sed -n '/^\$_pgtle_\$$/,/^\$_pgtle_\$$/p' | sed '1d;$d' >"$T/up/content.sql"
+cmp -s "$T/up/content.sql" "$T/up/pg_lambdaguard_managed--1.0--1.1.sql" &&
+	ok "... its content is the upgrade script, byte for byte" ||
+	not_ok "... its content is the upgrade script, byte for byte"
+
 # --- uninstall, keeping the history; reinstall; the content as an extension -----------
 nh=$(A -c "SELECT count(*) FROM lambdaguard.history")
 A -c "SELECT cron.schedule('lambdaguard', '* * * * *', 'CALL lambdaguard.run()')" >/dev/null
@@ -740,6 +761,8 @@ is "... but its history, in lambdaguard_archive.history, every row" \
 out=$(A -1 -f "$M/pg_lambdaguard_managed.sql" 2>&1)
 is "reinstall after uninstall" "$?|$out" "0|"
 is "... works: a preview scan runs" "$(A -c "SELECT count(*) >= 0 FROM lambdaguard.scan(true)")" t
+out=$(A -1 -f "$T/up/pg_lambdaguard_managed--1.0--1.1.sql" 2>&1)
+is "an upgrade script applied with psql -1 -f upgrades in place" "$?|$(A -c "SELECT lambdaguard.version()")" "0|1.1"
 out=$(A -f "$M/uninstall.sql" 2>&1)
 is "uninstall.sql (history not kept) leaves nothing" "$(gone_all)|$(S -c "SELECT count(*) FROM lambdaguard_archive.history")" "0|0|0|0|$nh"
 S -c "DROP SCHEMA lambdaguard_archive CASCADE" 2>/dev/null
