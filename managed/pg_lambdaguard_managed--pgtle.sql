@@ -297,6 +297,38 @@ BEGIN
     IF value IS NULL OR btrim(value, E' \t\n\r') = '' THEN
         RETURN result;
     END IF;
+    IF kind NOT IN ('roles', 'names') OR strpos(value, '"') = 0 THEN
+        -- no quoted names: split at every comma (each scan reads the
+        -- settings, so this common case is kept cheap)
+        n := cardinality(string_to_array(value, ','));
+        FOREACH item IN ARRAY string_to_array(value, ',') LOOP
+            idx := idx + 1;
+            item := btrim(item, E' \t\n\r');
+            IF item = '' THEN
+                RAISE EXCEPTION 'invalid value for setting "%": "%"', setting, value
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = CASE WHEN idx = n AND idx > 1
+                                        THEN format('Element %s is empty (the list ends with a comma).', idx)
+                                        ELSE format('Element %s is empty.', idx) END;
+            END IF;
+            IF kind IN ('roles', 'names') THEN
+                item := lower(item);
+            END IF;
+            IF kind = 'roles' AND octet_length(item) > 63 THEN
+                RAISE EXCEPTION 'invalid value for setting "%": "%"', setting, value
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = format('Element %s is %s bytes long; a role name has at most 63.',
+                                          idx, octet_length(item));
+            END IF;
+            IF kind = 'patterns' AND item ~ '(^|[^\\])(\\\\)*\\$' THEN
+                RAISE EXCEPTION 'invalid value for setting "%": "%"', setting, value
+                    USING ERRCODE = 'invalid_parameter_value',
+                          DETAIL = format('Element %s ("%s") ends with the escape character "\".', idx, item);
+            END IF;
+            result := result || item;
+        END LOOP;
+        RETURN result;
+    END IF;
     LOOP
         idx := idx + 1;
         item := '';
