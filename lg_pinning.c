@@ -607,14 +607,14 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
  * lg_xact_callback).  That saves a sigsetjmp on every statement.
  */
 static void
-lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-			   bool execute_once)
+lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
+			   LG_EXECUTOR_RUN_ARGS)
 {
 	nesting_level++;
 	if (prev_ExecutorRun)
-		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		prev_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 	else
-		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+		standard_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 	nesting_level--;
 }
 
@@ -1034,8 +1034,7 @@ apply_utility(LgUtilityEffect *e, PlannedStmt *pstmt, const char *queryString)
 
 static void
 lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  LG_UTILITY_ARGS_READONLY
-				  ProcessUtilityContext context, ParamListInfo params,
+				  bool readOnlyTree, ProcessUtilityContext context, ParamListInfo params,
 				  QueryEnvironment *queryEnv, DestReceiver *dest,
 				  QueryCompletion *qc)
 {
@@ -1063,10 +1062,10 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	if (runs_code)
 		nesting_level++;
 	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree,
 							context, params, queryEnv, dest, qc);
 	else
-		standard_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree,
 								context, params, queryEnv, dest, qc);
 	if (runs_code)
 		nesting_level--;
@@ -1118,7 +1117,7 @@ lg_xact_callback(XactEvent event, void *arg)
 				listen_channels = saved_channels;
 				saved_channels = NIL;
 			}
-			/* FALLTHROUGH */
+			pg_fallthrough;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			/* cursors without HOLD end with their transaction */
