@@ -17,25 +17,19 @@ suite=managed
 lib=$("$LG_PG_CONFIG" --pkglibdir)
 sharedir=$("$LG_PG_CONFIG" --sharedir)
 
-# wait for another apt/dpkg run instead of failing on its lock
-aptconf=$(mktemp)
-printf 'DPkg::Lock::Timeout "600";\n' >"$aptconf"
-export APT_CONFIG=$aptconf
-
-if [ ! -f "$lib/pg_cron.so" ] && apt-cache show "postgresql-$LG_PG_MAJOR-cron" >/dev/null 2>&1 &&
-	[ "$("$LG_PG_CONFIG" --bindir)" = "/usr/lib/postgresql/$LG_PG_MAJOR/bin" ]; then
-	lg_install_debian "postgresql-$LG_PG_MAJOR-cron"
+# Debian's pg_cron package, only for a PostgreSQL that Debian's packages
+# installed (never over one built from source into the same directory)
+# (lg_install_debian runs apt-get update first: a fresh machine has no lists)
+if [ ! -f "$lib/pg_cron.so" ] && dpkg -S "$LG_PG_BIN/postgres" >/dev/null 2>&1; then
+	lg_install_debian "postgresql-$LG_PG_MAJOR-cron" || echo "managed: no package postgresql-$LG_PG_MAJOR-cron"
 fi
 if [ ! -f "$lib/pg_cron.so" ]; then
-	echo "managed: skipped: no pg_cron for PostgreSQL $LG_PG_MAJOR ($lib/pg_cron.so; Debian packages it for $LG_DEBIAN_MAJOR only)"
+	echo "managed: skipped: no pg_cron for PostgreSQL $LG_PG_MAJOR ($lib/pg_cron.so; Debian packages it for $LG_DEBIAN_MAJOR)"
 	echo "$suite: 0 passed, 0 failed"
-	rm -f "$aptconf"
 	exit 0
 fi
-[ "$LG_PG_MAJOR" = "$LG_DEBIAN_MAJOR" ] && lg_install_debian postgresql-contrib
+dpkg -S "$LG_PG_BIN/postgres" >/dev/null 2>&1 && lg_install_debian postgresql-contrib
 lg_install_debian pgbouncer
-rm -f "$aptconf"
-unset APT_CONFIG
 if [ ! -f "$lib/pg_stat_statements.so" ]; then
 	echo "managed: skipped: no pg_stat_statements for PostgreSQL $LG_PG_MAJOR ($lib/pg_stat_statements.so)"
 	echo "$suite: 0 passed, 0 failed"
