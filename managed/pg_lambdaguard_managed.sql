@@ -907,7 +907,8 @@ BEGIN
             END IF;
         EXCEPTION WHEN insufficient_privilege THEN
             ok := false;
-            why := 'permission denied: ' || SQLERRM;
+            -- the C edition's words (superusers are never targets)
+            why := 'permission denied: signalling this process needs the privileges of its role or of pg_signal_backend';
         END;
         IF NOT ok THEN
             d := lambdaguard.correct_decision(d.id, 'failed',

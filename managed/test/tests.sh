@@ -444,6 +444,44 @@ A -c "CALL lambdaguard.run(once => true)"
 gone "$pd1" && ok "dry_run off: the same orphan is terminated" || not_ok "dry_run off: the same orphan is terminated"
 close d1
 
+# a signal the caller may not send is recorded as failed, and not tried again
+# (a role that reads all sessions but lacks pg_signal_backend)
+S -c "CREATE ROLE weak LOGIN; GRANT pg_read_all_stats TO weak"
+A -c "GRANT USAGE ON SCHEMA lambdaguard TO weak;
+      GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA lambdaguard TO weak;
+      GRANT SELECT ON lambdaguard.history, lambdaguard.settings TO weak"
+orphan f1
+pf1=$(pid_of f1)
+wait_for "f1 due" "SELECT now() - state_change > interval '1.2 s' FROM pg_stat_activity WHERE pid = $pf1"
+W() { psql -X -qAt -v ON_ERROR_STOP=1 -h "$T" -p "$PORT" -U weak -d postgres "$@"; }
+is "without pg_signal_backend, scan(false) records action failed, with why" \
+	"$(W -c "SELECT action, detail FROM lambdaguard.scan(false) WHERE pid = $pf1")" \
+	"failed|permission denied: signalling this process needs the privileges of its role or of pg_signal_backend"
+alive "$pf1" && ok "... and the session lives" || not_ok "... and the session lives"
+W -c "SELECT count(*) FROM lambdaguard.scan(false)" >/dev/null
+is "... and a failed signal is not tried again in the same episode" \
+	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = $pf1")" 1
+A -c "CALL lambdaguard.run(once => true)"
+is "the admin role's run does not retry it either (one row per episode)" \
+	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = $pf1")" 1
+S -c "SELECT pg_terminate_backend($pf1)" >/dev/null
+close f1
+A -c "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA lambdaguard FROM weak;
+      REVOKE ALL ON lambdaguard.history, lambdaguard.settings FROM weak;
+      REVOKE USAGE ON SCHEMA lambdaguard FROM weak"
+
+# history_retention: run() deletes older rows
+A -c "INSERT INTO lambdaguard.history (at, pid, verdict, action) VALUES
+        (now() - interval '8 days', 1, 'orphan', 'terminate'), (now() - interval '6 days', 2, 'orphan', 'terminate')"
+A -c "CALL lambdaguard.run(once => true)"
+is "run() deletes history older than history_retention (7 days), keeps the rest" \
+	"$(A -c "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM lambdaguard.history WHERE pid IN (1, 2)")" 2
+A -c "UPDATE lambdaguard.settings SET value = '1d' WHERE name = 'history_retention'"
+A -c "CALL lambdaguard.run(once => true)"
+is "history_retention = 1d deletes the 6-day-old row" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = 2")" 0
+A -c "DELETE FROM lambdaguard.history WHERE pid IN (1, 2)"
+A -c "UPDATE lambdaguard.settings SET value = NULL WHERE name = 'history_retention'"
+
 # the live re-check: a session that changed state since the scan is skipped
 orphan r1
 pr1=$(pid_of r1)
