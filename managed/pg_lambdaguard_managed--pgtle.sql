@@ -28,9 +28,11 @@ $_pgtle_$
  * valid extension script as it is.
  *
  * The lifecycle of an orphan, in the order it happens:
- *   seen:        plan() reads pg_stat_activity and, only when some watched
- *                session could be due, pg_locks once (one self-join finds
- *                who waits on whom); session_rows() judges every session.
+ *   seen, judged: session_rows() reads pg_stat_activity and, only when
+ *                some watched session could be due, pg_locks once (one
+ *                self-join finds who waits on whom), and applies the verdict
+ *                table; plan() keeps the sessions due now that this guard
+ *                has not acted on yet in the same episode.
  *   re-checked:  recheck() reads the backend's live status again (after
  *                pg_stat_clear_snapshot()): same pid, backend start, state
  *                since the same moment, or the decision is "skipped".
