@@ -69,10 +69,10 @@ sql -d c -c "CREATE EXTENSION pg_lambdaguard" -c "CREATE TABLE t (id int PRIMARY
 	-c "INSERT INTO t SELECT generate_series(1, 40)" -c "GRANT ALL ON t TO app"
 sql -d managed -U admin -1 -v ON_ERROR_STOP=1 -f "$work/managed/pg_lambdaguard_managed.sql" >/dev/null
 sql -d managed -U admin <<'EOF'
-UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles';
-UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'idle_in_transaction_timeout';
-UPDATE lambdaguard.settings SET value = '0' WHERE name = 'blocking_timeout';
-UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'naptime';
+UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles';
+UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.blocking_timeout';
+UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.naptime';
 EOF
 sql -d managed -c "CREATE TABLE t (id int PRIMARY KEY)" -c "INSERT INTO t SELECT generate_series(1, 40)" -c "GRANT ALL ON t TO app"
 

@@ -237,31 +237,31 @@ COMMENT ON TABLE lambdaguard.setting_definitions IS
     'The settings of pg_lambdaguard_managed: kind, unit, range and meaning (read-only)';
 
 INSERT INTO lambdaguard.setting_definitions VALUES
-('enabled', 'on', 'bool', NULL, NULL, NULL,
+('lambdaguard.enabled', 'on', 'bool', NULL, NULL, NULL,
  'off: the scheduled run decides and records nothing, signals nobody (scan() still works)'),
-('naptime', '1000', 'duration', 'ms', 10, 3600000,
+('lambdaguard.naptime', '1000', 'duration', 'ms', 10, 3600000,
  'time between two scans of lambdaguard.run(); also the window of the storm brake'),
-('roles', '', 'roles', NULL, NULL, NULL,
+('lambdaguard.roles', '', 'roles', NULL, NULL, NULL,
  'comma list of roles whose sessions are watched (the proxy''s login roles); * = every non-superuser role; empty = none'),
-('application_names', '', 'patterns', NULL, NULL, NULL,
+('lambdaguard.application_names', '', 'patterns', NULL, NULL, NULL,
  'comma list of LIKE patterns; if set, a watched session''s application_name must match one'),
-('client_addresses', '', 'cidrs', NULL, NULL, NULL,
+('lambdaguard.client_addresses', '', 'cidrs', NULL, NULL, NULL,
  'comma list of CIDRs (and local for Unix sockets); if set, a watched session''s client_addr must fall in one'),
-('idle_in_transaction_timeout', '60000', 'duration', 'ms', 0, 2147483647,
+('lambdaguard.idle_in_transaction_timeout', '60000', 'duration', 'ms', 0, 2147483647,
  'a watched session idle in transaction this long is an orphan; 0 = off'),
-('aborted_transaction_timeout', '10000', 'duration', 'ms', 0, 2147483647,
+('lambdaguard.aborted_transaction_timeout', '10000', 'duration', 'ms', 0, 2147483647,
  'the same for idle in transaction (aborted): it can never commit; 0 = off'),
-('blocking_timeout', '5000', 'duration', 'ms', 0, 2147483647,
+('lambdaguard.blocking_timeout', '5000', 'duration', 'ms', 0, 2147483647,
  'an idle-in-transaction watched session that others wait on is an orphan after this shorter time; 0 = off'),
-('active_timeout', '0', 'duration', 'ms', 0, 1073741823,
+('lambdaguard.active_timeout', '0', 'duration', 'ms', 0, 1073741823,
  'a watched statement running this long is cancelled; its session is terminated if it still runs one more active_timeout later; 0 = off'),
-('dry_run', 'off', 'bool', NULL, NULL, NULL,
+('lambdaguard.dry_run', 'off', 'bool', NULL, NULL, NULL,
  'decide, record and log, but signal nobody'),
-('max_terminations', '10', 'int', NULL, 1, 10000,
+('lambdaguard.max_terminations', '10', 'int', NULL, 1, 10000,
  'at most this many signals within any naptime interval (the storm brake)'),
-('history_retention', '10080', 'duration', 'min', 0, 5256000,
+('lambdaguard.history_retention', '10080', 'duration', 'min', 0, 5256000,
  'lambdaguard.run() deletes history rows older than this; 0 keeps them forever'),
-('ignored_parameters', 'application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings',
+('lambdaguard.ignored_parameters', 'application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings',
  'names', NULL, NULL, NULL,
  'SET/RESET of these is not a reason in pinning_audit: PgBouncer itself sends them');
 
@@ -419,6 +419,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     def lambdaguard.setting_definitions;
+    suggestion text;
     m text[];
     num numeric;
     elem text;
@@ -426,6 +427,18 @@ DECLARE
 BEGIN
     SELECT * INTO def FROM lambdaguard.setting_definitions WHERE name = setting;
     IF NOT FOUND THEN
+        -- the names carry the C edition's prefix: point a short name (or
+        -- one in other case) at the full one
+        SELECT d.name INTO suggestion
+          FROM lambdaguard.setting_definitions d
+         WHERE d.name = 'lambdaguard.' || lower(btrim(setting))
+            OR d.name = lower(btrim(setting));
+        IF suggestion IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown setting "%"', setting
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'Setting names carry the prefix "lambdaguard.", as in the C edition.',
+                      HINT = format('Did you mean "%s"?', suggestion);
+        END IF;
         RAISE EXCEPTION 'unknown setting "%"', setting
             USING ERRCODE = 'undefined_object',
                   HINT = 'The settings are: ' ||
@@ -553,6 +566,46 @@ CREATE TRIGGER settings_no_truncate
     BEFORE TRUNCATE ON lambdaguard.settings
     FOR EACH STATEMENT EXECUTE FUNCTION lambdaguard.settings_no_truncate();
 
+/*
+ * An UPDATE that matches no setting changes nothing and says nothing: most
+ * often the name lacks its prefix (WHERE name = 'roles').  Refuse it, and
+ * name the setting meant when the statement's text shows a short name.
+ */
+CREATE FUNCTION lambdaguard.settings_none_updated()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    suggestion text;
+BEGIN
+    IF EXISTS (SELECT FROM updated) THEN
+        RETURN NULL;
+    END IF;
+    SELECT d.name INTO suggestion
+      FROM lambdaguard.setting_definitions d
+     WHERE strpos(lower(current_query()), '''' || substr(d.name, length('lambdaguard.') + 1) || '''') > 0
+     ORDER BY strpos(lower(current_query()), '''' || substr(d.name, length('lambdaguard.') + 1) || ''''),
+              length(d.name) DESC
+     LIMIT 1;
+    IF suggestion IS NOT NULL THEN
+        RAISE EXCEPTION 'UPDATE of lambdaguard.settings matched no setting'
+            USING ERRCODE = 'undefined_object',
+                  DETAIL = 'Setting names carry the prefix "lambdaguard.", as in the C edition.',
+                  HINT = format('Did you mean "%s"?', suggestion);
+    END IF;
+    RAISE EXCEPTION 'UPDATE of lambdaguard.settings matched no setting'
+        USING ERRCODE = 'undefined_object',
+              HINT = 'The settings are: ' ||
+                     (SELECT string_agg(name, ', ' ORDER BY name) FROM lambdaguard.setting_definitions) || '.';
+END
+$$;
+
+CREATE TRIGGER settings_none_updated
+    AFTER UPDATE ON lambdaguard.settings
+    REFERENCING NEW TABLE AS updated
+    FOR EACH STATEMENT EXECUTE FUNCTION lambdaguard.settings_none_updated();
+
 INSERT INTO lambdaguard.settings (name, value)
     SELECT name, default_value FROM lambdaguard.setting_definitions;
 
@@ -574,23 +627,23 @@ DECLARE
     addrs text[];
 BEGIN
     SELECT jsonb_object_agg(name, value) INTO s FROM lambdaguard.settings;
-    enabled := (s->>'enabled') = 'on';
-    naptime_ms := (s->>'naptime')::bigint;
-    roles := lambdaguard.split_list('roles', s->>'roles', 'roles');
+    enabled := (s->>'lambdaguard.enabled') = 'on';
+    naptime_ms := (s->>'lambdaguard.naptime')::bigint;
+    roles := lambdaguard.split_list('lambdaguard.roles', s->>'lambdaguard.roles', 'roles');
     all_roles := '*' = ANY (roles);
-    application_names := lambdaguard.split_list('application_names', s->>'application_names', 'patterns');
-    addrs := lambdaguard.split_list('client_addresses', s->>'client_addresses', 'cidrs');
+    application_names := lambdaguard.split_list('lambdaguard.application_names', s->>'lambdaguard.application_names', 'patterns');
+    addrs := lambdaguard.split_list('lambdaguard.client_addresses', s->>'lambdaguard.client_addresses', 'cidrs');
     client_filter := cardinality(addrs) > 0;
     client_local := 'local' = ANY (addrs);
     client_cidrs := ARRAY(SELECT a::cidr FROM unnest(addrs) a WHERE a <> 'local');
-    idle_ms := (s->>'idle_in_transaction_timeout')::bigint;
-    aborted_ms := (s->>'aborted_transaction_timeout')::bigint;
-    blocking_ms := (s->>'blocking_timeout')::bigint;
-    active_ms := (s->>'active_timeout')::bigint;
-    dry_run := (s->>'dry_run') = 'on';
-    max_terminations := (s->>'max_terminations')::int;
-    history_retention_min := (s->>'history_retention')::bigint;
-    ignored_parameters := lambdaguard.split_list('ignored_parameters', s->>'ignored_parameters', 'names');
+    idle_ms := (s->>'lambdaguard.idle_in_transaction_timeout')::bigint;
+    aborted_ms := (s->>'lambdaguard.aborted_transaction_timeout')::bigint;
+    blocking_ms := (s->>'lambdaguard.blocking_timeout')::bigint;
+    active_ms := (s->>'lambdaguard.active_timeout')::bigint;
+    dry_run := (s->>'lambdaguard.dry_run') = 'on';
+    max_terminations := (s->>'lambdaguard.max_terminations')::int;
+    history_retention_min := (s->>'lambdaguard.history_retention')::bigint;
+    ignored_parameters := lambdaguard.split_list('lambdaguard.ignored_parameters', s->>'lambdaguard.ignored_parameters', 'names');
 END
 $$;
 
@@ -982,7 +1035,7 @@ BEGIN
         RETURN NEXT d;
     END LOOP;
     IF braked > 0 THEN
-        RAISE LOG 'pg_lambdaguard: storm brake: % decisions deferred (max_terminations signals within naptime)', braked;
+        RAISE LOG 'pg_lambdaguard: storm brake: % decisions deferred (lambdaguard.max_terminations signals within lambdaguard.naptime)', braked;
     END IF;
 END
 $$;
@@ -1068,7 +1121,7 @@ BEGIN
                 END IF;
             END LOOP;
             IF braked > 0 THEN
-                RAISE LOG 'pg_lambdaguard: storm brake: % decisions deferred (max_terminations signals within naptime)', braked;
+                RAISE LOG 'pg_lambdaguard: storm brake: % decisions deferred (lambdaguard.max_terminations signals within lambdaguard.naptime)', braked;
             END IF;
         END IF;
         nap := (SELECT c.naptime_ms FROM lambdaguard.config() c) * interval '1 ms';

@@ -226,7 +226,7 @@ like "reasons is read-only" "$out" "lambdaguard.reasons is read-only"
 # --- settings -----------------------------------------------------------------
 is "settings hold the C edition's names and defaults" \
 	"$(A -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings")" \
-	"aborted_transaction_timeout=10000 active_timeout=0 application_names= blocking_timeout=5000 client_addresses= dry_run=off enabled=on history_retention=10080 idle_in_transaction_timeout=60000 ignored_parameters=application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings max_terminations=10 naptime=1000 roles="
+	"lambdaguard.aborted_transaction_timeout=10000 lambdaguard.active_timeout=0 lambdaguard.application_names= lambdaguard.blocking_timeout=5000 lambdaguard.client_addresses= lambdaguard.dry_run=off lambdaguard.enabled=on lambdaguard.history_retention=10080 lambdaguard.idle_in_transaction_timeout=60000 lambdaguard.ignored_parameters=application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings lambdaguard.max_terminations=10 lambdaguard.naptime=1000 lambdaguard.roles="
 bad() { # bad DESCRIPTION NAME VALUE EXPECTED-ERROR
 	local before after out
 	before=$(A -c "SELECT value FROM lambdaguard.settings WHERE name = '$2'")
@@ -238,35 +238,51 @@ bad() { # bad DESCRIPTION NAME VALUE EXPECTED-ERROR
 		not_ok "bad setting refused, old value kept: $1" "error: [$out] before [$before] after [$after]"
 	fi
 }
-bad "bad CIDR" client_addresses "127.0.0.1/32, 10.0.0.1/8" \
-	'invalid value for setting "client_addresses".*Element 2 \("10.0.0.1/8"\) is not a CIDR'
-bad "not an address" client_addresses "proxy.example.com" 'Element 1 \("proxy.example.com"\) is not a CIDR'
-bad "bad number" idle_in_transaction_timeout "10 seconds" \
-	'invalid value for setting "idle_in_transaction_timeout": "10 seconds".*"seconds" is not a unit'
-bad "not a number" max_terminations "ten" '"ten" is not a whole number'
-bad "out of range" naptime "5ms" 'setting "naptime".*5 ms is outside the valid range for naptime \(10 ms .. 3600000 ms\)'
-bad "out of range (int)" max_terminations "0" '0 is outside the valid range for max_terminations \(1 .. 10000\)'
-bad "empty list element" roles "app,,other" 'setting "roles".*Element 2 is empty'
-bad "bad boolean" dry_run "maybe" 'setting "dry_run": "maybe".*A boolean is on or off'
-bad "bad pattern" application_names 'lambda-\' 'ends with the escape character'
+bad "bad CIDR" lambdaguard.client_addresses "127.0.0.1/32, 10.0.0.1/8" \
+	'invalid value for setting "lambdaguard.client_addresses".*Element 2 \("10.0.0.1/8"\) is not a CIDR'
+bad "not an address" lambdaguard.client_addresses "proxy.example.com" 'Element 1 \("proxy.example.com"\) is not a CIDR'
+bad "bad number" lambdaguard.idle_in_transaction_timeout "10 seconds" \
+	'invalid value for setting "lambdaguard.idle_in_transaction_timeout": "10 seconds".*"seconds" is not a unit'
+bad "not a number" lambdaguard.max_terminations "ten" '"ten" is not a whole number'
+bad "out of range" lambdaguard.naptime "5ms" 'setting "lambdaguard.naptime".*5 ms is outside the valid range for lambdaguard.naptime \(10 ms .. 3600000 ms\)'
+bad "out of range (int)" lambdaguard.max_terminations "0" '0 is outside the valid range for lambdaguard.max_terminations \(1 .. 10000\)'
+bad "empty list element" lambdaguard.roles "app,,other" 'setting "lambdaguard.roles".*Element 2 is empty'
+bad "bad boolean" lambdaguard.dry_run "maybe" 'setting "lambdaguard.dry_run": "maybe".*A boolean is on or off'
+bad "bad pattern" lambdaguard.application_names 'lambda-\' 'ends with the escape character'
 out=$(A -c "INSERT INTO lambdaguard.settings VALUES ('idle_timeout', '1s')" 2>&1)
-like "an unknown setting is refused by name" "$out" 'unknown setting "idle_timeout".*HINT:  The settings are: aborted_transaction_timeout'
-out=$(A -c "DELETE FROM lambdaguard.settings WHERE name = 'roles'" 2>&1)
+like "an unknown setting is refused by name" "$out" 'unknown setting "idle_timeout".*HINT:  The settings are: lambdaguard.aborted_transaction_timeout'
+# the names carry the C edition's prefix: a short name is refused, with a
+# hint that names the setting meant, and nothing changes
+before=$(A -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings")
+out=$(A -c "INSERT INTO lambdaguard.settings VALUES ('roles', 'app')" 2>&1)
+like "a short name is refused on INSERT, with the full name as hint" "$out" \
+	'unknown setting "roles".*DETAIL:  Setting names carry the prefix "lambdaguard.".*HINT:  Did you mean "lambdaguard.roles"\?'
+out=$(A -c "UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles'" 2>&1)
+like "an UPDATE of a short name is refused, with the full name as hint" "$out" \
+	'UPDATE of lambdaguard.settings matched no setting.*HINT:  Did you mean "lambdaguard.roles"\?'
+out=$(A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'idle_timeout'" 2>&1)
+like "an UPDATE that matches no setting is refused, with the list as hint" "$out" \
+	'UPDATE of lambdaguard.settings matched no setting.*HINT:  The settings are: lambdaguard.aborted_transaction_timeout'
+out=$(A -c "UPDATE lambdaguard.settings SET name = 'roles' WHERE name = 'lambdaguard.roles'" 2>&1)
+like "a setting cannot be renamed" "$out" 'the name of setting "lambdaguard.roles" cannot change'
+is "... and the settings are unchanged" \
+	"$(A -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings")" "$before"
+out=$(A -c "DELETE FROM lambdaguard.settings WHERE name = 'lambdaguard.roles'" 2>&1)
 like "settings cannot be deleted" "$out" 'cannot be deleted.*SET value = NULL'
-A -c "UPDATE lambdaguard.settings SET value = '2min' WHERE name = 'idle_in_transaction_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '2min' WHERE name = 'lambdaguard.idle_in_transaction_timeout'"
 is "a duration with a unit is stored in milliseconds" \
-	"$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'idle_in_transaction_timeout'")" 120000
-A -c "UPDATE lambdaguard.settings SET value = NULL WHERE name = 'idle_in_transaction_timeout'"
+	"$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'lambdaguard.idle_in_transaction_timeout'")" 120000
+A -c "UPDATE lambdaguard.settings SET value = NULL WHERE name = 'lambdaguard.idle_in_transaction_timeout'"
 is "NULL restores the default" \
-	"$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'idle_in_transaction_timeout'")" 60000
+	"$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'lambdaguard.idle_in_transaction_timeout'")" 60000
 
 # the guard's settings for the tests below
 A <<'EOF'
-UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles';
-UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'client_addresses';
-UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'idle_in_transaction_timeout';
-UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'aborted_transaction_timeout';
-UPDATE lambdaguard.settings SET value = '0' WHERE name = 'blocking_timeout';
+UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles';
+UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses';
+UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.aborted_transaction_timeout';
+UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.blocking_timeout';
 EOF
 
 # --- verdicts -----------------------------------------------------------------
@@ -322,8 +338,8 @@ close o2
 
 # orphan_blocking: the same one pg_locks look finds who waits on whom;
 # PostgreSQL's pg_blocking_pids() is the oracle
-A -c "UPDATE lambdaguard.settings SET value = '1h' WHERE name = 'idle_in_transaction_timeout';
-      UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'blocking_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '1h' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+      UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.blocking_timeout'"
 orphan o3
 p3=$(pid_of o3)
 open w3 other
@@ -341,11 +357,11 @@ wait_for "the waiter goes on" "SELECT state = 'idle' FROM pg_stat_activity WHERE
 	ok "the waiter gets its lock" || not_ok "the waiter gets its lock"
 close o3
 close w3
-A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'idle_in_transaction_timeout';
-      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'blocking_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.blocking_timeout'"
 
 # overdue_query: cancel, then terminate one active_timeout later if it still runs
-A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.active_timeout'"
 open q1 app
 send q1 "SELECT pg_sleep(30);"
 q1=$(pid_of q1)
@@ -356,7 +372,7 @@ wait_for "q1 cancelled" "SELECT state = 'idle' FROM pg_stat_activity WHERE pid =
 is "verdict overdue_query, action cancel" "$(hist "$q1" "verdict, action")" "overdue_query|cancel"
 like "the client saw the cancel" "$(cat "$T/q1.out")" "canceling statement due to user request"
 close q1
-A -c "UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'lambdaguard.active_timeout'"
 open q2 app
 # a statement that swallows the cancel keeps running: terminated one period later
 send q2 "DO \$\$ BEGIN LOOP BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END \$\$;"
@@ -374,10 +390,10 @@ gone "$q2" && ok "still running one active_timeout later: terminated" || not_ok 
 is "history: cancel, then terminate" "$(hist "$q2" "verdict || ':' || action" | tr '\n' ' ')" \
 	"overdue_query:cancel overdue_query:terminate "
 close q2
-A -c "UPDATE lambdaguard.settings SET value = '0' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.active_timeout'"
 
 # --- safety rules ---------------------------------------------------------------
-A -c "UPDATE lambdaguard.settings SET value = '*' WHERE name = 'roles'"
+A -c "UPDATE lambdaguard.settings SET value = '*' WHERE name = 'lambdaguard.roles'"
 orphan s1 boss
 orphan s2 other "127.0.0.1" 2
 open s3 app "$T" # a Unix-socket session: outside client_addresses
@@ -401,23 +417,23 @@ alive "$ps4" && ok "pg_cron's session is never touched" || not_ok "pg_cron's ses
 gone "$ps2" && ok "the watched one is terminated" || not_ok "the watched one is terminated"
 is "no history row for the sessions never touched" \
 	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid IN ($ps1, $ps3, $ps4)")" 0
-A -c "UPDATE lambdaguard.settings SET value = '127.0.0.1/32, local' WHERE name = 'client_addresses'"
+A -c "UPDATE lambdaguard.settings SET value = '127.0.0.1/32, local' WHERE name = 'lambdaguard.client_addresses'"
 is "client_addresses 'local' watches Unix-socket sessions" "$(A -c "SELECT watched FROM lambdaguard.sessions WHERE pid = $ps3")" t
-A -c "UPDATE lambdaguard.settings SET value = 'lambda-%' WHERE name = 'application_names'"
+A -c "UPDATE lambdaguard.settings SET value = 'lambda-%' WHERE name = 'lambdaguard.application_names'"
 is "application_names: a name that matches no pattern is not watched" \
 	"$(A -c "SELECT watched FROM lambdaguard.sessions WHERE pid = $ps3")" f
-A -c "UPDATE lambdaguard.settings SET value = 's%' WHERE name = 'application_names'"
+A -c "UPDATE lambdaguard.settings SET value = 's%' WHERE name = 'lambdaguard.application_names'"
 is "application_names: a matching name is watched" "$(A -c "SELECT watched FROM lambdaguard.sessions WHERE pid = $ps3")" t
-A -c "UPDATE lambdaguard.settings SET value = '' WHERE name = 'application_names';
-      UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'client_addresses'"
+A -c "UPDATE lambdaguard.settings SET value = '' WHERE name = 'lambdaguard.application_names';
+      UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses'"
 for s in s1 s2 s3 s4; do close $s; done
 
 # the caller is never touched, even when it is watched and due
-A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.active_timeout'"
 open c2 admin "$T"
 send c2 "SELECT pg_sleep(30);"
 pc2=$(pid_of c2)
-A -c "UPDATE lambdaguard.settings SET value = 'local' WHERE name = 'client_addresses'"
+A -c "UPDATE lambdaguard.settings SET value = 'local' WHERE name = 'lambdaguard.client_addresses'"
 out=$(A -c "DO \$\$ BEGIN PERFORM pg_sleep(1.5);
 	  IF EXISTS (SELECT FROM lambdaguard.scan(true) WHERE pid = pg_backend_pid()) THEN RAISE EXCEPTION 'listed'; END IF;
 	  IF NOT EXISTS (SELECT FROM lambdaguard.scan(true) WHERE pid = $pc2) THEN RAISE EXCEPTION 'not listed'; END IF;
@@ -425,12 +441,12 @@ out=$(A -c "DO \$\$ BEGIN PERFORM pg_sleep(1.5);
 is "the caller's own overdue statement is never a target (another session of its role is)" "$out" ""
 S -c "SELECT pg_cancel_backend($pc2)" >/dev/null
 close c2
-A -c "UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'client_addresses';
-      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'active_timeout';
-      UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles'"
+A -c "UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses';
+      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.active_timeout';
+      UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles'"
 
 # dry run: decide, record, log, signal nobody; once per episode
-A -c "UPDATE lambdaguard.settings SET value = 'on' WHERE name = 'dry_run'"
+A -c "UPDATE lambdaguard.settings SET value = 'on' WHERE name = 'lambdaguard.dry_run'"
 orphan d1
 pd1=$(pid_of d1)
 wait_for "d1 due" "SELECT now() - state_change > interval '1.2 s' FROM pg_stat_activity WHERE pid = $pd1"
@@ -439,7 +455,7 @@ A -c "CALL lambdaguard.run(once => true)"
 alive "$pd1" && ok "dry_run signals nobody" || not_ok "dry_run signals nobody"
 is "dry_run records the episode once" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = $pd1")" 1
 grep -q "would signal (dry run) pid $pd1 " "$LOG" && ok "dry_run logs the would-be action" || not_ok "dry_run logs the would-be action"
-A -c "UPDATE lambdaguard.settings SET value = 'off' WHERE name = 'dry_run'"
+A -c "UPDATE lambdaguard.settings SET value = 'off' WHERE name = 'lambdaguard.dry_run'"
 A -c "CALL lambdaguard.run(once => true)"
 gone "$pd1" && ok "dry_run off: the same orphan is terminated" || not_ok "dry_run off: the same orphan is terminated"
 close d1
@@ -476,11 +492,11 @@ A -c "INSERT INTO lambdaguard.history (at, pid, verdict, action) VALUES
 A -c "CALL lambdaguard.run(once => true)"
 is "run() deletes history older than history_retention (7 days), keeps the rest" \
 	"$(A -c "SELECT string_agg(pid::text, ',' ORDER BY pid) FROM lambdaguard.history WHERE pid IN (1, 2)")" 2
-A -c "UPDATE lambdaguard.settings SET value = '1d' WHERE name = 'history_retention'"
+A -c "UPDATE lambdaguard.settings SET value = '1d' WHERE name = 'lambdaguard.history_retention'"
 A -c "CALL lambdaguard.run(once => true)"
 is "history_retention = 1d deletes the 6-day-old row" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = 2")" 0
 A -c "DELETE FROM lambdaguard.history WHERE pid IN (1, 2)"
-A -c "UPDATE lambdaguard.settings SET value = NULL WHERE name = 'history_retention'"
+A -c "UPDATE lambdaguard.settings SET value = NULL WHERE name = 'lambdaguard.history_retention'"
 
 # the live re-check: a session that changed state since the scan is skipped
 orphan r1
@@ -508,13 +524,13 @@ close r1
 
 # the storm brake: at most max_terminations signals within any naptime,
 # counted from history (so across scans and runs)
-A -c "UPDATE lambdaguard.settings SET value = '2' WHERE name = 'max_terminations';
-      UPDATE lambdaguard.settings SET value = '10min' WHERE name = 'naptime'"
+A -c "UPDATE lambdaguard.settings SET value = '2' WHERE name = 'lambdaguard.max_terminations';
+      UPDATE lambdaguard.settings SET value = '10min' WHERE name = 'lambdaguard.naptime'"
 for i in 1 2 3 4; do orphan "b$i" app 127.0.0.1 "$((i + 4))"; done
 pb=$(S -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name LIKE 'b_'")
 wait_for "b1-b4 due" "SELECT count(*) = 4 FROM pg_stat_activity WHERE pid IN ($pb) AND now() - state_change > interval '1.2 s'"
 # signals sent before this test count too: start with an empty window
-A -c "UPDATE lambdaguard.settings SET value = '4s' WHERE name = 'naptime'"
+A -c "UPDATE lambdaguard.settings SET value = '4s' WHERE name = 'lambdaguard.naptime'"
 wait_for "an empty brake window" "SELECT count(*) = 0 FROM lambdaguard.history WHERE action IN ('terminate', 'cancel')
                                    AND at > clock_timestamp() - interval '4 s'"
 A -c "CALL lambdaguard.run(once => true)"
@@ -529,8 +545,8 @@ wait_for "the brake window to pass" "SELECT count(*) = 0 FROM lambdaguard.histor
 A -c "CALL lambdaguard.run(once => true)"
 wait_for "all b gone" "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid IN ($pb)" &&
 	ok "once the window has passed, the rest are terminated" || not_ok "once the window has passed, the rest are terminated"
-A -c "UPDATE lambdaguard.settings SET value = '10' WHERE name = 'max_terminations';
-      UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'naptime'"
+A -c "UPDATE lambdaguard.settings SET value = '10' WHERE name = 'lambdaguard.max_terminations';
+      UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.naptime'"
 for i in 1 2 3 4; do close "b$i"; done
 
 # the row is committed before the signal: while run()'s COMMIT cannot
@@ -564,20 +580,20 @@ close lk
 wait_for "lk gone" "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'lk'"
 
 # enabled = off: run() does nothing, scan() still works
-A -c "UPDATE lambdaguard.settings SET value = 'off' WHERE name = 'enabled'"
+A -c "UPDATE lambdaguard.settings SET value = 'off' WHERE name = 'lambdaguard.enabled'"
 A -c "CALL lambdaguard.run(once => true)"
 alive "$pl1" && ok "enabled = off: run() signals nobody" || not_ok "enabled = off: run() signals nobody"
 is "enabled = off: scan(true) still previews" "$(A -c "SELECT verdict FROM lambdaguard.scan(true) WHERE pid = $pl1")" orphan
-A -c "UPDATE lambdaguard.settings SET value = 'on' WHERE name = 'enabled'"
+A -c "UPDATE lambdaguard.settings SET value = 'on' WHERE name = 'lambdaguard.enabled'"
 
 # --- scheduled by pg_cron -------------------------------------------------------
 cron_version=$(S -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'")
 echo "# pg_cron $cron_version"
 # watch every role, Unix sockets too, and cancel statements after 2 s: the
 # job's own session (active for the rest of the minute) would be a target
-A -c "UPDATE lambdaguard.settings SET value = '*' WHERE name = 'roles';
-      UPDATE lambdaguard.settings SET value = '127.0.0.1/32, local' WHERE name = 'client_addresses';
-      UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = '*' WHERE name = 'lambdaguard.roles';
+      UPDATE lambdaguard.settings SET value = '127.0.0.1/32, local' WHERE name = 'lambdaguard.client_addresses';
+      UPDATE lambdaguard.settings SET value = '2s' WHERE name = 'lambdaguard.active_timeout'"
 A -c "SELECT cron.schedule('lambdaguard', '* * * * *', 'CALL lambdaguard.run()')" >/dev/null
 is "the admin role schedules the job" "$(S -c "SELECT username, schedule, command FROM cron.job WHERE jobname = 'lambdaguard'")" \
 	"admin|* * * * *|CALL lambdaguard.run()"
@@ -600,9 +616,9 @@ else
 	not_ok "the run scans until its minute is over, and ends before the next run starts (succeeded)" "$(S -c "SELECT status, start_time, end_time, return_message FROM cron.job_run_details")"
 fi
 A -c "SELECT cron.unschedule('lambdaguard')" >/dev/null
-A -c "UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'roles';
-      UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'client_addresses';
-      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'active_timeout'"
+A -c "UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles';
+      UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses';
+      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.active_timeout'"
 S -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_cron' AND query LIKE 'CALL lambdaguard.run%'" >/dev/null
 close l1
 
