@@ -35,6 +35,10 @@ async function pool(admin) {
 }
 
 const isDirty = (s) => Array.isArray(s.dirty_reasons) && s.dirty_reasons.length > 0;
+// what pinned_idle acts on: any reason but a named protocol-level statement
+// (drivers that name their statements keep one on every pooled connection)
+const isFreeable = (s) => isDirty(s) &&
+  [...s.dirty_reasons, ...(s.pin_reasons || [])].some((r) => r !== 'protocol_prepared_statement');
 
 test('scenario 2: session state through PgBouncer, pinning reasons, a dirty pool freed', { timeout: 120000 }, async (t) => {
   const admin = await adminClient();
@@ -155,14 +159,29 @@ test('scenario 2: session state through PgBouncer, pinning reasons, a dirty pool
   assert.equal(servers.length, 3, 'the pool grew to its 3 server connections');
   assert.equal(dirtyPids.length, servers.length, 'every server connection of the pool is dirty');
 
-  // --- pinned_idle_timeout frees them
+  // --- pinned_idle_timeout frees them, all but those whose only reason is a
+  // named protocol-level statement
+  const freedPids = servers.filter(isFreeable).map((s) => s.pid);
+  const keptPids = dirtyPids.filter((pid) => !freedPids.includes(pid));
   const t0 = Date.now();
   await configureGuard(admin, { pinned_idle_timeout: PINNED_IDLE_TIMEOUT_MS });
   await waitFor('the pinned idle server connections to be terminated', async () => {
-    const r = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])', [dirtyPids]);
+    const r = await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])', [freedPids]);
     return r.rows[0].n === 0;
   }, { timeoutMs: 20000 });
   const freedS = (Date.now() - t0) / 1000;
+  if (keptPids.length > 0) {
+    // idle for twice the timeout: the guard had every chance, and left them
+    await waitFor('the protocol-only server connections to be idle for twice the timeout', async () => {
+      const r = await admin.query(
+        `SELECT bool_and(now() - state_change > make_interval(secs => $2::float8 / 500)) AS old
+           FROM pg_stat_activity WHERE pid = ANY($1::int[])`, [keptPids, PINNED_IDLE_TIMEOUT_MS]);
+      return r.rows[0].old === true;
+    }, { timeoutMs: 20000 });
+    const alive = (await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[])', [keptPids])).rows[0].n;
+    assert.equal(alive, keptPids.length, 'a server connection whose only reason is protocol_prepared_statement is not terminated');
+    console.log(`scenario2: ${keptPids.length} server connection(s) holding only named protocol-level statements left alone, as the contract says`);
+  }
   const hist = (await admin.query(
     `SELECT pid, verdict, action, pin_reasons, host(client_addr) AS client_addr, application_name
        FROM lambdaguard.history WHERE id > $1 AND pid = ANY($2::int[]) ORDER BY id`, [lastHistoryId, dirtyPids],
@@ -170,8 +189,11 @@ test('scenario 2: session state through PgBouncer, pinning reasons, a dirty pool
   for (const h of hist) {
     console.log(`scenario2: history: pid ${h.pid} verdict=${h.verdict} action=${h.action} pin_reasons={${h.pin_reasons}} client_addr=${h.client_addr}`);
   }
-  console.log(`scenario2: pinned_idle_timeout = ${PINNED_IDLE_TIMEOUT_MS / 1000} s freed ${dirtyPids.length} dirty server connections in ${freedS.toFixed(2)} s`);
-  for (const pid of dirtyPids) {
+  console.log(`scenario2: pinned_idle_timeout = ${PINNED_IDLE_TIMEOUT_MS / 1000} s freed ${freedPids.length} dirty server connections in ${freedS.toFixed(2)} s`);
+  for (const pid of keptPids) {
+    assert.ok(!hist.some((x) => x.pid === pid), `a history row for the protocol-only server connection ${pid}`);
+  }
+  for (const pid of freedPids) {
     const h = hist.find((x) => x.pid === pid && x.verdict === 'pinned_idle');
     assert.ok(h, `no pinned_idle history row for pid ${pid}`);
     assert.equal(h.action, 'terminate');
@@ -180,7 +202,7 @@ test('scenario 2: session state through PgBouncer, pinning reasons, a dirty pool
 
   // --- PgBouncer notices and the next client gets a clean server connection
   await waitFor('PgBouncer to forget the terminated server connections', async () =>
-    (await bouncerServers()).every((s) => !dirtyPids.includes(s.remote_pid)));
+    (await bouncerServers()).every((s) => !freedPids.includes(s.remote_pid)));
   await stopAll();
   const fresh = new LambdaEnv('inspect.js', { name: 'lambda-inspect' });
   await fresh.ready;
@@ -190,9 +212,10 @@ test('scenario 2: session state through PgBouncer, pinning reasons, a dirty pool
     `scenario2: after the cleanup a read-only invocation got server pid ${r.value.server_pid}: statement_timeout=${r.value.statement_timeout},` +
       ` prepared statements=${r.value.prepared_statements}, temp relations=${r.value.temp_relations}, advisory locks=${r.value.advisory_locks}`,
   );
-  assert.ok(!dirtyPids.includes(r.value.server_pid));
+  assert.ok(!freedPids.includes(r.value.server_pid));
   assert.equal(r.value.statement_timeout, '0');
-  assert.equal(r.value.prepared_statements, 0);
+  // a kept server connection holds named protocol-level statements only
+  if (!keptPids.includes(r.value.server_pid)) assert.equal(r.value.prepared_statements, 0);
   assert.equal(r.value.temp_relations, 0);
   assert.equal(r.value.advisory_locks, 0);
 });
