@@ -5,7 +5,10 @@ OBJS = \
 	lg_match.o \
 	lg_orphan.o \
 	lg_pinning.o \
+	lg_planwalk.o \
+	lg_session_state.o \
 	lg_state.o \
+	lg_utility.o \
 	lg_views.o \
 	lg_worker.o
 
@@ -24,4 +27,4 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h
+$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h lg_pinning.h

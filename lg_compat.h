@@ -87,4 +87,11 @@
 #define lg_guc_alloc_fn(size)	malloc(size)
 #endif
 
+/* 16: get_guc_variables() returns its length */
+#if PG_VERSION_NUM >= 160000
+#define lg_guc_variables(n)		get_guc_variables(n)
+#else
+#define lg_guc_variables(n)		(*(n) = GetNumConfigOptions(), get_guc_variables())
+#endif
+
 #endif							/* LG_COMPAT_H */
