@@ -199,7 +199,7 @@ lg_guc_dirty(bool at_abort, uint64 *fingerprint)
 				 strncmp(g->name, "transaction_", 12) == 0)
 			continue;			/* transaction_*: reset when one starts */
 		dirty = true;
-		fp = fp * 31 + (uint64) i * 2654435761u + value_bits(g, val);
+		fp = fp * 31 + (uint64) (uintptr_t) g * 2654435761u + value_bits(g, val);
 	}
 	*fingerprint = fp;
 	return dirty;
