@@ -6,6 +6,7 @@ OBJS = \
 	lg_orphan.o \
 	lg_pinning.o \
 	lg_planwalk.o \
+	lg_plpgsql.o \
 	lg_session_state.o \
 	lg_state.o \
 	lg_utility.o \

@@ -209,6 +209,29 @@ record_hidden_change(LgReason reason)
 	record_event(reason, true, debug_query_string, 0, 0, 0);
 }
 
+/*
+ * Calls of reason functions in code no executor hook sees (a PL/pgSQL
+ * simple expression): hidden events, and the state they leave.
+ */
+void
+lg_hidden_calls(const LgPlanCalls *calls, const char *text)
+{
+	int			r;
+
+	if (!lg_tracking())
+		return;
+	for (r = 0; r < LG_NUM_REASONS; r++)
+		if (calls->reasons & LG_REASON_BIT(r))
+			record_event((LgReason) r, true, text, 0, 0, 0);
+	if (calls->set_config)
+		stmt_touched |= LG_STATE_GUC;
+	if (calls->sequence)
+		set_dirty(BIT(SEQUENCE_FUNCTION), true);
+	if (calls->advisory)
+		xact_touched |= LG_STATE_ADVISORY;
+	publish_if_changed(NULL);
+}
+
 /* ----------
  * Reading the state back
  * ----------
@@ -229,8 +252,7 @@ read_params(bool at_abort, bool events)
 
 	if (!dirty)
 		param_kinds = 0;
-	else if (print != guc_print && events &&
-			 (stmt_events & PARAM_BITS) == 0)
+	else if (print != guc_print && events && (stmt_events & PARAM_BITS) == 0)
 		record_hidden_change(LG_REASON_SET_CONFIG); /* a PL/pgSQL expression */
 	if (dirty && (param_kinds & PARAM_BITS) == 0)
 		param_kinds = BIT(SET_CONFIG);
@@ -256,17 +278,6 @@ read_temp(void)
 	set_dirty(BIT(TEMP_VIEW), v > 0);
 }
 
-static void
-read_sequences(bool events)
-{
-	if (lg_sequence_locks_seen() && !(dirty_mask & BIT(SEQUENCE_FUNCTION)))
-	{
-		dirty_mask |= BIT(SEQUENCE_FUNCTION);
-		if (events)
-			record_hidden_change(LG_REASON_SEQUENCE_FUNCTION);
-	}
-}
-
 /* The kinds whose state is kept as names here: cheap to recompute */
 static void
 read_names(void)
@@ -284,8 +295,9 @@ read_names(void)
 }
 
 /*
- * The end of a statement the client sent (or the start of the next one,
- * for what an abort left to read): read what it touched.
+ * The end of a statement the client sent: read what it touched, and
+ * parameters if it ran a function that is not built in (a change found only
+ * so is a hidden event of the statement).
  */
 static void
 statement_end(void)
@@ -299,20 +311,16 @@ statement_end(void)
 	}
 	if (fn_ran)
 	{
-		touched |= LG_STATE_GUC | LG_STATE_SEQUENCE;
+		touched |= LG_STATE_GUC;
 		xact_touched |= LG_STATE_ADVISORY;
 	}
 	xact_touched |= touched & (LG_STATE_GUC | LG_STATE_TEMP);
-	if (touched & LG_STATE_SEQUENCE)
-		lg_sequence_locks_note();
 	if (IsTransactionState())
 	{
 		if (touched & LG_STATE_GUC)
-			read_params(false, true);
+			read_params(false, fn_ran);
 		if (touched & LG_STATE_TEMP)
 			read_temp();
-		if (touched & LG_STATE_SEQUENCE)
-			read_sequences(true);
 		pending_read = 0;
 	}
 	if (touched & LG_STATE_PREPARED)
@@ -325,12 +333,26 @@ statement_end(void)
 	publish_if_changed(NULL);
 }
 
+/*
+ * The start of a statement the client sent: read what a rollback left to
+ * read (its changes are no event).
+ */
 static void
 statement_begin(void)
 {
+	uint32		pending = pending_read;
+
 	stmt_events = 0;
-	if (pending_read != 0)
-		statement_end();
+	if (pending == 0 || !IsTransactionState())
+		return;
+	pending_read = 0;
+	if (pending & LG_STATE_GUC)
+		read_params(false, false);
+	if (pending & LG_STATE_TEMP)
+		read_temp();
+	if (pending & LG_STATE_CURSOR)
+		read_names();
+	publish_if_changed(NULL);
 }
 
 /* ----------
@@ -602,16 +624,12 @@ lg_xact_callback(XactEvent event, void *arg)
 			if (xact_touched & LG_STATE_TEMP)
 				read_temp();
 			if (fn_ran)
-			{
-				lg_sequence_locks_note();
-				read_sequences(true);
 				xact_touched |= LG_STATE_GUC | LG_STATE_ADVISORY;
-			}
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			if (xact_touched & LG_STATE_GUC)
-				read_params(false, true);
+				read_params(false, false);
 			lg_names_listen_xact_end(true);
 			lg_names_cursor_xact_end(true);
 			break;
@@ -619,11 +637,7 @@ lg_xact_callback(XactEvent event, void *arg)
 			if ((xact_touched & LG_STATE_GUC) || fn_ran)
 				read_params(true, false);
 			if (fn_ran)
-			{
-				lg_sequence_locks_note();
-				pending_read |= LG_STATE_SEQUENCE;
 				xact_touched |= LG_STATE_ADVISORY;
-			}
 			if (xact_touched & LG_STATE_TEMP)
 				pending_read |= LG_STATE_TEMP;
 			lg_names_listen_xact_end(false);
@@ -659,10 +673,9 @@ lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		case SUBXACT_EVENT_ABORT_SUB:
 			lg_names_listen_subxact_end(GetCurrentTransactionNestLevel(), false);
 			lg_names_cursor_subxact_end(mySubid, parentSubid, false);
-			stmt_touched |= LG_STATE_CURSOR;
-			/* what the subtransaction created is gone: read at the next chance */
-			stmt_touched |= xact_touched & LG_STATE_TEMP;
-			pending_read |= xact_touched & LG_STATE_TEMP;
+			/* what it changed is undone after this callback: read it later */
+			pending_read |= LG_STATE_CURSOR | LG_STATE_GUC |
+				(xact_touched & LG_STATE_TEMP);
 			break;
 		default:
 			break;
@@ -715,6 +728,7 @@ lg_pinning_install_hooks(void)
 	needs_fmgr_hook = lg_needs_fmgr_hook;
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = lg_fmgr_hook;
+	lg_plpgsql_install();
 
 	if (!callbacks_registered)
 	{

@@ -73,6 +73,13 @@ extern uint32 lg_text_names_functions(const char *text, size_t len);
 extern bool lg_plan_has_user_functions(PlannedStmt *pstmt);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
+extern void lg_expr_calls(Node *expr, LgPlanCalls *calls);
+
+/* lg_pinning.c: calls found in code no executor hook sees */
+extern void lg_hidden_calls(const LgPlanCalls *calls, const char *text);
+
+/* lg_plpgsql.c */
+extern void lg_plpgsql_install(void);
 
 /* lg_session_state.c: the real state */
 extern bool lg_guc_dirty(bool at_abort, uint64 *fingerprint);
@@ -80,8 +87,6 @@ extern int	lg_session_advisory_locks(void);
 extern int	lg_temp_relations(int *tables, int *sequences, int *views,
 							  const Oid *ignore, int nignore);
 extern bool lg_temp_namespace_used(void);
-extern void lg_sequence_locks_note(void);
-extern bool lg_sequence_locks_seen(void);
 
 /* lg_session_state.c: named objects PostgreSQL keeps out of reach */
 extern void lg_names_prepared(const char *name, bool from_sql, LgEffectOp op);

@@ -309,6 +309,14 @@ lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls)
 	walk_plans(pstmt->subplans, calls);
 }
 
+/* The function calls of one expression (a PL/pgSQL simple expression) */
+void
+lg_expr_calls(Node *expr, LgPlanCalls *calls)
+{
+	memset(calls, 0, sizeof(*calls));
+	(void) call_walker(expr, calls);
+}
+
 /*
  * Does an INSERT, UPDATE or MERGE compute a sequence default for its
  * target?  Only the expressions right under ModifyTable are looked at:

@@ -10,10 +10,11 @@
  *	  the transaction ends), the role and the session user;
  *	- the session-level advisory locks (this backend's own PROCLOCKs, one
  *	  partition lock at a time, only for partitions where it holds any);
- *	- the relations of the temporary schema (pg_class);
- *	- whether a sequence function ran in this transaction (the
- *	  RowExclusiveLock nextval and setval take on a sequence, held in this
- *	  backend's fast-path slots).
+ *	- the relations of the temporary schema (pg_class).
+ *
+ * Sequence state (what currval and lastval answer) lives in sequence.c's
+ * private table: it is known from the calls the hooks and the PL/pgSQL
+ * plugin see (lg_plpgsql.c).
  *
  * PostgreSQL keeps prepared statements, portals and listened channels in
  * file-local tables of prepare.c, portalmem.c and async.c.  For those the
@@ -35,6 +36,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/prepare.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
@@ -141,7 +143,8 @@ value_bits(struct config_generic *g, union config_var_val v)
 			memcpy(&bits, &v.realval, sizeof(bits));
 			break;
 		case PGC_STRING:
-			bits = (uint64) (uintptr_t) v.stringval;
+			bits = v.stringval ? hash_bytes((const unsigned char *) v.stringval,
+											strlen(v.stringval)) : 0;
 			break;
 		case PGC_ENUM:
 			bits = (uint32) v.enumval;
@@ -261,69 +264,6 @@ lg_session_advisory_locks(void)
 		LWLockRelease(partition);
 	}
 	return n;
-}
-
-/* ----------
- * Sequences
- * ----------
- */
-
-/* Relations this transaction holds RowExclusiveLock on, from the fast path */
-#define LG_MAX_SEQ_CANDIDATES 16
-static Oid	seq_candidates[LG_MAX_SEQ_CANDIDATES];
-static int	nseq_candidates = 0;
-
-/*
- * Note the relations locked in RowExclusiveLock mode in this backend's
- * fast-path slots: nextval() and setval() take that lock on a sequence
- * once per transaction and hold it to the end.  No catalog access, so this
- * may run while a transaction aborts; lg_sequence_locks_seen() looks the
- * relations up later.
- */
-void
-lg_sequence_locks_note(void)
-{
-	uint32		i;
-	uint32		nslots;
-
-	if (MyProc == NULL)
-		return;
-#if PG_VERSION_NUM >= 180000
-	nslots = FastPathLockSlotsPerBackend();
-#else
-	nslots = FP_LOCK_SLOTS_PER_BACKEND;
-#endif
-	LWLockAcquire(&MyProc->fpInfoLock, LW_SHARED);
-	for (i = 0; i < nslots && nseq_candidates < LG_MAX_SEQ_CANDIDATES; i++)
-	{
-#if PG_VERSION_NUM >= 180000
-		uint64		word = MyProc->fpLockBits[i / 16];
-		uint32		bits = (word >> (3 * (i % 16))) & 7;
-		Oid			relid = MyProc->fpRelId[i];
-#else
-		uint32		bits = (MyProc->fpLockBits >> (3 * i)) & 7;
-		Oid			relid = MyProc->fpRelId[i];
-#endif
-
-		if (bits & (1 << (RowExclusiveLock - 1)))
-			seq_candidates[nseq_candidates++] = relid;
-	}
-	LWLockRelease(&MyProc->fpInfoLock);
-}
-
-/*
- * Was one of the noted relations a sequence?  Needs a transaction.
- */
-bool
-lg_sequence_locks_seen(void)
-{
-	bool		seen = false;
-	int			i;
-
-	for (i = 0; i < nseq_candidates && !seen; i++)
-		seen = (get_rel_relkind(seq_candidates[i]) == RELKIND_SEQUENCE);
-	nseq_candidates = 0;
-	return seen;
 }
 
 /* ----------
