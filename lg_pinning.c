@@ -34,8 +34,12 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -46,6 +50,7 @@
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "lg_pinning.h"
@@ -86,6 +91,7 @@ static uint32 published_pins = 0;
 /* Parameters: which of set / set_config put them there, and their print */
 static uint32 param_kinds = 0;
 static uint64 guc_print = 0;
+static bool guc_known = false;	/* the last read saw every set parameter */
 
 /* The statement the client sent, while it runs */
 static uint32 stmt_events = 0;	/* reasons it recorded an event of */
@@ -99,6 +105,9 @@ static uint32 pending_read = 0; /* LG_STATE_* to read at the next statement */
 #define LG_MAX_ON_COMMIT_DROP 32
 static Oid	on_commit_drop[LG_MAX_ON_COMMIT_DROP];
 static int	n_on_commit_drop = 0;
+
+static bool xact_names = false; /* cursors or channels changed in it */
+static uint32 temp_at_start = 0;	/* temp bits before its first change */
 
 static bool callbacks_registered = false;
 
@@ -224,7 +233,10 @@ lg_hidden_calls(const LgPlanCalls *calls, const char *text)
 		if (calls->reasons & LG_REASON_BIT(r))
 			record_event((LgReason) r, true, text, 0, 0, 0);
 	if (calls->set_config)
+	{
 		stmt_touched |= LG_STATE_GUC;
+		guc_known = false;
+	}
 	if (calls->sequence)
 		set_dirty(BIT(SEQUENCE_FUNCTION), true);
 	if (calls->advisory)
@@ -245,19 +257,41 @@ typedef enum LgReadMoment
 } LgReadMoment;
 
 static void
+apply_params(bool dirty, uint64 print, bool events)
+{
+	if (!dirty)
+		param_kinds = 0;
+	else if (print != guc_print && events && (stmt_events & PARAM_BITS) == 0)
+		record_hidden_change(LG_REASON_SET_CONFIG); /* unseen C code */
+	if (dirty && (param_kinds & PARAM_BITS) == 0)
+		param_kinds = BIT(SET_CONFIG);
+	guc_print = print;
+	dirty_mask = (dirty_mask & ~PARAM_BITS) | (dirty ? param_kinds : 0);
+}
+
+/* Every parameter */
+static void
 read_params(bool at_abort, bool events)
 {
 	uint64		print;
 	bool		dirty = lg_guc_dirty(at_abort, &print);
 
-	if (!dirty)
-		param_kinds = 0;
-	else if (print != guc_print && events && (stmt_events & PARAM_BITS) == 0)
-		record_hidden_change(LG_REASON_SET_CONFIG); /* a PL/pgSQL expression */
-	if (dirty && (param_kinds & PARAM_BITS) == 0)
-		param_kinds = BIT(SET_CONFIG);
-	guc_print = print;
-	dirty_mask = (dirty_mask & ~PARAM_BITS) | (dirty ? param_kinds : 0);
+	guc_known = true;
+	apply_params(dirty, print, events);
+}
+
+/* One parameter was SET or RESET: read it and those known to be set */
+static void
+read_param(const char *name)
+{
+	uint64		print;
+
+	if (!guc_known || name == NULL)
+	{
+		stmt_touched |= LG_STATE_GUC;
+		return;
+	}
+	apply_params(lg_guc_dirty_one(name, &print), print, false);
 }
 
 static void
@@ -432,7 +466,10 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
 						 text, location, pstmt->stmt_len, pstmt->queryId);
 	if (calls.set_config)
+	{
 		stmt_touched |= LG_STATE_GUC;
+		guc_known = false;
+	}
 	if (calls.sequence)
 		set_dirty(BIT(SEQUENCE_FUNCTION), true);
 	if (calls.advisory)
@@ -504,6 +541,11 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 {
 	uint32		kinds = e->state | e->clears;
 
+	if (e->reason >= 0)
+		record_event((LgReason) e->reason, hidden, queryString,
+					 pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
+	if (e->state == LG_STATE_GUC)
+		read_param(e->name);
 	if (e->state == LG_STATE_PREPARED || (e->clears & LG_STATE_PREPARED))
 		lg_names_prepared(e->name, true,
 						  e->state == LG_STATE_PREPARED ? e->op : LG_OP_CLEAR);
@@ -526,12 +568,12 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 		if (OidIsValid(nsp))
 			on_commit_drop[n_on_commit_drop++] = get_relname_relid(e->rel->relname, nsp);
 	}
-	stmt_touched |= kinds;
+	if (kinds & (LG_STATE_CURSOR | LG_STATE_LISTEN))
+		xact_names = true;
+	if ((kinds & LG_STATE_TEMP) && !(xact_touched & LG_STATE_TEMP))
+		temp_at_start = dirty_mask & TEMP_BITS;
+	stmt_touched |= kinds & ~LG_STATE_GUC;
 	xact_touched |= kinds;
-
-	if (e->reason >= 0)
-		record_event((LgReason) e->reason, hidden, queryString,
-					 pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
 }
 
 static void
@@ -596,7 +638,27 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 static bool
 lg_needs_fmgr_hook(Oid fn_oid)
 {
-	fn_ran = true;
+	HeapTuple	tp;
+
+	/*
+	 * PL/pgSQL and SQL functions run their statements through the hooks and
+	 * the PL/pgSQL plugin; a C function (not a language's handler) may
+	 * change state in ways only a read shows.
+	 */
+	if (!fn_ran && (tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid))) != NULL)
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tp);
+
+		if (proc->prolang == ClanguageId &&
+			proc->prorettype != LANGUAGE_HANDLEROID &&
+			!(proc->prorettype == VOIDOID && proc->pronargs == 1 &&
+			  proc->proargtypes.values[0] == INTERNALOID))
+		{
+			fn_ran = true;
+			guc_known = false;
+		}
+		ReleaseSysCache(tp);
+	}
 	return prev_needs_fmgr ? prev_needs_fmgr(fn_oid) : false;
 }
 
@@ -614,6 +676,11 @@ lg_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 static void
 lg_xact_callback(XactEvent event, void *arg)
 {
+	bool		commit;
+
+	/* nothing this transaction did can have changed session state */
+	if (xact_touched == 0 && stmt_touched == 0 && !fn_ran && !xact_names)
+		return;
 	if (!lg_tracking())
 		return;
 	switch (event)
@@ -624,37 +691,42 @@ lg_xact_callback(XactEvent event, void *arg)
 			if (xact_touched & LG_STATE_TEMP)
 				read_temp();
 			if (fn_ran)
-				xact_touched |= LG_STATE_GUC | LG_STATE_ADVISORY;
-			break;
+				xact_touched |= LG_STATE_ADVISORY;
+			publish_if_changed(NULL);
+			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
-			if (xact_touched & LG_STATE_GUC)
+			/* a statement's end read it already, unless it is still running */
+			if ((xact_touched & LG_STATE_GUC) &&
+				(nesting_level > 0 || fn_ran || (stmt_touched & LG_STATE_GUC)))
 				read_params(false, false);
-			lg_names_listen_xact_end(true);
-			lg_names_cursor_xact_end(true);
+			commit = true;
 			break;
 		case XACT_EVENT_ABORT:
-			if ((xact_touched & LG_STATE_GUC) || fn_ran)
+			if (((xact_touched | stmt_touched) & LG_STATE_GUC) || fn_ran)
 				read_params(true, false);
 			if (fn_ran)
 				xact_touched |= LG_STATE_ADVISORY;
+			/* every catalog change of the transaction is undone */
 			if (xact_touched & LG_STATE_TEMP)
-				pending_read |= LG_STATE_TEMP;
-			lg_names_listen_xact_end(false);
-			lg_names_cursor_xact_end(false);
+				dirty_mask = (dirty_mask & ~TEMP_BITS) | temp_at_start;
 			stmt_events = 0;
 			stmt_touched = 0;
 			fn_ran = false;
+			commit = false;
 			break;
 		default:
 			return;
 	}
-	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_PRE_PREPARE)
+	if (xact_names)
 	{
-		n_on_commit_drop = 0;
-		xact_touched &= LG_STATE_ADVISORY;	/* read after the locks go */
+		lg_names_listen_xact_end(commit);
+		lg_names_cursor_xact_end(commit);
 		read_names();
+		xact_names = false;
 	}
+	n_on_commit_drop = 0;
+	xact_touched &= LG_STATE_ADVISORY;	/* read after the locks go */
 	publish_if_changed(NULL);
 }
 
@@ -662,7 +734,8 @@ static void
 lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
-	if (!lg_tracking())
+	if ((xact_touched == 0 && stmt_touched == 0 && !fn_ran && !xact_names) ||
+		!lg_tracking())
 		return;
 	switch (event)
 	{
@@ -676,6 +749,7 @@ lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			/* what it changed is undone after this callback: read it later */
 			pending_read |= LG_STATE_CURSOR | LG_STATE_GUC |
 				(xact_touched & LG_STATE_TEMP);
+			guc_known = false;
 			break;
 		default:
 			break;

@@ -48,7 +48,7 @@ typedef struct LgUtilityEffect
 	uint32		state;			/* LG_STATE_* it changes, 0 for none */
 	LgEffectOp	op;
 	uint32		clears;			/* more LG_STATE_* it clears (DISCARD ALL) */
-	const char *name;			/* object named by ADD/SUB, if any */
+	const char *name;			/* object named by ADD/SUB, parameter of SET */
 	bool		hold;			/* DECLARE ... WITH HOLD */
 	bool		on_commit_drop; /* temp table gone at commit */
 	RangeVar   *rel;			/* the temp table ON COMMIT DROP */
@@ -83,6 +83,7 @@ extern void lg_plpgsql_install(void);
 
 /* lg_session_state.c: the real state */
 extern bool lg_guc_dirty(bool at_abort, uint64 *fingerprint);
+extern bool lg_guc_dirty_one(const char *name, uint64 *fingerprint);
 extern int	lg_session_advisory_locks(void);
 extern int	lg_temp_relations(int *tables, int *sequences, int *views,
 							  const Oid *ignore, int nignore);

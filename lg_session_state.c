@@ -154,6 +154,54 @@ value_bits(struct config_generic *g, union config_var_val v)
 }
 
 /*
+ * If this variable will hold a value set in the session once the current
+ * transaction ends, its share of the fingerprint (never 0); 0 if not.
+ */
+static uint64
+session_value(struct config_generic *g, bool at_abort)
+{
+	union config_var_val val;
+	bool		from_stack;
+	uint64		bits;
+
+	if (g->source != PGC_S_SESSION && g->stack == NULL)
+		return 0;
+	val = current_value(g);
+	if (final_source(g, at_abort, &val, &from_stack) != PGC_S_SESSION)
+		return 0;
+	if (strcmp(g->name, "role") == 0)
+	{
+		/* SET ROLE NONE has source session too */
+		if (from_stack ? (val.stringval == NULL ||
+						  strcmp(val.stringval, "none") == 0) :
+			!OidIsValid(GetCurrentRoleId()))
+			return 0;
+	}
+	else if (strcmp(g->name, "session_authorization") == 0)
+	{
+		if (!from_stack && GetSessionUserId() == GetAuthenticatedUserId())
+			return 0;
+	}
+	else if ((g->flags & GUC_NO_SHOW_ALL) &&
+			 !(g->flags & GUC_CUSTOM_PLACEHOLDER))
+		return 0;				/* internal, not a user's parameter */
+	else if (lg_parameter_ignored(g->name) ||
+			 strncmp(g->name, "transaction_", 12) == 0)
+		return 0;				/* transaction_*: reset when one starts */
+	bits = (uint64) (uintptr_t) g * 2654435761u + value_bits(g, val);
+	return bits ? bits : 1;
+}
+
+/*
+ * The variables found set in the session by the last read, so that a SET of
+ * one parameter re-reads that one and these, not every variable.
+ */
+#define LG_MAX_KNOWN 64
+static struct config_generic *known[LG_MAX_KNOWN];
+static int	nknown = 0;
+static bool known_complete = true;	/* false: more than fitted */
+
+/*
  * Will the session hold a parameter set by SET or set_config() (including
  * the role and the session user) once the current transaction ends?
  * *fingerprint changes whenever such a value changes.  One pass over the
@@ -165,47 +213,91 @@ lg_guc_dirty(bool at_abort, uint64 *fingerprint)
 	struct config_generic **vars;
 	int			nvars;
 	int			i;
-	bool		dirty = false;
 	uint64		fp = 0;
 
+	nknown = 0;
+	known_complete = true;
 	vars = lg_guc_variables(&nvars);
 	for (i = 0; i < nvars; i++)
 	{
-		struct config_generic *g = vars[i];
-		union config_var_val val;
-		bool		from_stack;
-		GucSource	src;
+		uint64		v = session_value(vars[i], at_abort);
 
-		if (g->source != PGC_S_SESSION && g->stack == NULL)
+		if (v == 0)
 			continue;
-		val = current_value(g);
-		src = final_source(g, at_abort, &val, &from_stack);
-		if (src != PGC_S_SESSION)
-			continue;
-		if (strcmp(g->name, "role") == 0)
-		{
-			/* SET ROLE NONE has source session too */
-			if (from_stack ? (val.stringval == NULL ||
-							  strcmp(val.stringval, "none") == 0) :
-				!OidIsValid(GetCurrentRoleId()))
-				continue;
-		}
-		else if (strcmp(g->name, "session_authorization") == 0)
-		{
-			if (!from_stack && GetSessionUserId() == GetAuthenticatedUserId())
-				continue;
-		}
-		else if ((g->flags & GUC_NO_SHOW_ALL) &&
-				 !(g->flags & GUC_CUSTOM_PLACEHOLDER))
-			continue;			/* internal, not a user's parameter */
-		else if (lg_parameter_ignored(g->name) ||
-				 strncmp(g->name, "transaction_", 12) == 0)
-			continue;			/* transaction_*: reset when one starts */
-		dirty = true;
-		fp = fp * 31 + (uint64) (uintptr_t) g * 2654435761u + value_bits(g, val);
+		fp += v;
+		if (nknown < LG_MAX_KNOWN)
+			known[nknown++] = vars[i];
+		else
+			known_complete = false;
 	}
 	*fingerprint = fp;
-	return dirty;
+	return fp != 0;
+}
+
+#if PG_VERSION_NUM < 160000
+static int
+guc_name_cmp(const void *key, const void *elem)
+{
+	return pg_strcasecmp((const char *) key,
+						 (*(struct config_generic *const *) elem)->name);
+}
+#endif
+
+/*
+ * The same, after a SET or RESET of one parameter: that one and those the
+ * last read found.  Falls back to reading every variable.
+ */
+bool
+lg_guc_dirty_one(const char *name, uint64 *fingerprint)
+{
+	struct config_generic *g;
+	uint64		fp = 0;
+	int			i;
+	int			n = 0;
+	bool		seen = false;
+
+#if PG_VERSION_NUM >= 160000
+	g = find_option(name, false, true, DEBUG5);
+#else
+	{
+		struct config_generic **vars;
+		struct config_generic **found;
+		int			nvars;
+
+		vars = lg_guc_variables(&nvars);
+		found = bsearch(name, vars, nvars, sizeof(*vars), guc_name_cmp);
+		g = found ? *found : NULL;
+	}
+#endif
+	if (g == NULL || !known_complete)
+		return lg_guc_dirty(false, fingerprint);
+	for (i = 0; i < nknown; i++)
+	{
+		uint64		v = session_value(known[i], false);
+
+		seen |= (known[i] == g);
+		if (v != 0)
+		{
+			fp += v;
+			known[n++] = known[i];
+		}
+	}
+	nknown = n;
+	if (!seen)
+	{
+		uint64		v = session_value(g, false);
+
+		if (v != 0)
+		{
+			fp += v;
+			if (nknown < LG_MAX_KNOWN)
+				known[nknown++] = g;
+			else
+				known_complete = false;
+		}
+	}
+	*fingerprint = fp;
+	return fp != 0;
 }
 
 /* ----------

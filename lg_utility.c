@@ -123,6 +123,7 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 
 				if (stmt->is_local)
 					return V_NONE;	/* SET LOCAL: gone at transaction end */
+				e->name = stmt->name;	/* NULL for RESET ALL */
 				switch (stmt->kind)
 				{
 					case VAR_SET_VALUE:
