@@ -285,13 +285,15 @@ static void
 read_param(const char *name)
 {
 	uint64		print;
+	bool		dirty;
 
 	if (!guc_known || name == NULL)
 	{
 		stmt_touched |= LG_STATE_GUC;
 		return;
 	}
-	apply_params(lg_guc_dirty_one(name, &print), print, false);
+	dirty = lg_guc_dirty_one(name, &print);
+	apply_params(dirty, print, false);
 }
 
 static void
