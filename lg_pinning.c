@@ -146,9 +146,8 @@ session_recorded(void)
 static void
 publish_if_changed(const char *pinned_by)
 {
-	if (!lg_shmem_ready() ||
-		(dirty_mask == published_dirty && pin_mask == published_pins &&
-		 pinned_by == NULL))
+	if ((dirty_mask == published_dirty && pin_mask == published_pins &&
+		 pinned_by == NULL) || !lg_shmem_ready())
 		return;
 	lg_slot_publish(pin_mask, dirty_mask, pinned_since, pinned_by);
 	published_dirty = dirty_mask;
@@ -343,6 +342,7 @@ statement_end(void)
 	if (touched == 0 && !fn_ran)
 	{
 		stmt_events = 0;
+		publish_if_changed(NULL);
 		return;
 	}
 	if (fn_ran)
@@ -411,8 +411,11 @@ check_statement(const char *text, int location, int len, uint64 queryid)
 	if (portal != NULL && portal->prepStmtName != NULL &&
 		portal->prepStmtName[0] != '\0' &&
 		lg_protocol_statement_is_new(portal->prepStmtName))
+	{
+		set_dirty(BIT(PROTOCOL_PREPARED_STATEMENT), true);
 		record_event(LG_REASON_PROTOCOL_PREPARED_STATEMENT, false, text,
 					 location, len, queryid);
+	}
 	if (statement_length(text, location, len) > LG_STATEMENT_TOO_LARGE)
 		record_event(LG_REASON_STATEMENT_TOO_LARGE, false, text, location,
 					 len, queryid);

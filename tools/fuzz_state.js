@@ -310,10 +310,11 @@ async function play(steps, observer, report) {
 			const parsed = [];
 			for (const a of step) {
 				a.error = undefined;
+				// a name counts as parsed once a run of it succeeded
 				const wasNew = a.wrap === 'named' && !usedNames.has(textOf(a));
 				ran.push(await run(c, a, names));
 				if (a.wrap === 'named') {
-					usedNames.add(textOf(a));
+					if (ran[ran.length - 1]) usedNames.add(textOf(a));
 					// a first run that failed may have failed before or after Parse
 					parsed.push(wasNew ? (ran[ran.length - 1] ? 'first-ok' : 'first') : null);
 				} else parsed.push(null);
