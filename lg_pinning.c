@@ -115,11 +115,13 @@ static bool callbacks_registered = false;
 #define PARAM_BITS	(BIT(SET) | BIT(SET_CONFIG))
 #define TEMP_BITS	(BIT(TEMP_TABLE) | BIT(TEMP_SEQUENCE) | BIT(TEMP_VIEW))
 
+static bool shmem_ready = false;
+
 static inline bool
 lg_tracking(void)
 {
-	return lg_track_pinning != LG_TRACK_NONE && lg_shmem_ready() &&
-		!IsParallelWorker();
+	return lg_track_pinning != LG_TRACK_NONE && !IsParallelWorker() &&
+		(shmem_ready || (shmem_ready = lg_shmem_ready()));
 }
 
 /*
@@ -402,12 +404,11 @@ statement_length(const char *text, int location, int len)
 }
 
 static void
-check_statement(const char *text, int location, int len, uint64 queryid)
+check_statement(const char *text, int location, int len, size_t length,
+				uint64 queryid)
 {
 	Portal		portal = ActivePortal;
 
-	if (text == NULL)
-		return;
 	if (portal != NULL && portal->prepStmtName != NULL &&
 		portal->prepStmtName[0] != '\0' &&
 		lg_protocol_statement_is_new(portal->prepStmtName))
@@ -416,7 +417,7 @@ check_statement(const char *text, int location, int len, uint64 queryid)
 		record_event(LG_REASON_PROTOCOL_PREPARED_STATEMENT, false, text,
 					 location, len, queryid);
 	}
-	if (statement_length(text, location, len) > LG_STATEMENT_TOO_LARGE)
+	if (length > LG_STATEMENT_TOO_LARGE)
 		record_event(LG_REASON_STATEMENT_TOO_LARGE, false, text, location,
 					 len, queryid);
 }
@@ -453,7 +454,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (top)
 	{
 		statement_begin();
-		check_statement(text, location, pstmt->stmt_len, pstmt->queryId);
+		check_statement(text, location, pstmt->stmt_len, len, pstmt->queryId);
 	}
 
 	named = lg_text_names_functions(text + location, len);
@@ -601,8 +602,12 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 		if (top)
 		{
 			statement_begin();
-			check_statement(queryString, pstmt->stmt_location,
-							pstmt->stmt_len, pstmt->queryId);
+			if (queryString)
+				check_statement(queryString, pstmt->stmt_location,
+								pstmt->stmt_len,
+								statement_length(queryString, pstmt->stmt_location,
+												 pstmt->stmt_len),
+								pstmt->queryId);
 		}
 	}
 	else

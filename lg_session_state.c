@@ -158,7 +158,7 @@ value_bits(struct config_generic *g, union config_var_val v)
  * transaction ends, its share of the fingerprint (never 0); 0 if not.
  */
 static uint64
-session_value(struct config_generic *g, bool at_abort)
+session_value(struct config_generic *g, bool at_abort, bool vetted)
 {
 	union config_var_val val;
 	bool		from_stack;
@@ -182,6 +182,8 @@ session_value(struct config_generic *g, bool at_abort)
 		if (!from_stack && GetSessionUserId() == GetAuthenticatedUserId())
 			return 0;
 	}
+	else if (vetted)
+		;						/* found a user's parameter before */
 	else if ((g->flags & GUC_NO_SHOW_ALL) &&
 			 !(g->flags & GUC_CUSTOM_PLACEHOLDER))
 		return 0;				/* internal, not a user's parameter */
@@ -220,7 +222,7 @@ lg_guc_dirty(bool at_abort, uint64 *fingerprint)
 	vars = lg_guc_variables(&nvars);
 	for (i = 0; i < nvars; i++)
 	{
-		uint64		v = session_value(vars[i], at_abort);
+		uint64		v = session_value(vars[i], at_abort, false);
 
 		if (v == 0)
 			continue;
@@ -273,7 +275,7 @@ lg_guc_dirty_one(const char *name, uint64 *fingerprint)
 		return lg_guc_dirty(false, fingerprint);
 	for (i = 0; i < nknown; i++)
 	{
-		uint64		v = session_value(known[i], false);
+		uint64		v = session_value(known[i], false, true);
 
 		seen |= (known[i] == g);
 		if (v != 0)
@@ -285,7 +287,7 @@ lg_guc_dirty_one(const char *name, uint64 *fingerprint)
 	nknown = n;
 	if (!seen)
 	{
-		uint64		v = session_value(g, false);
+		uint64		v = session_value(g, false, false);
 
 		if (v != 0)
 		{

@@ -205,8 +205,17 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 			return e->name ? V_ONE : V_ALL;
 		case T_CopyStmt:
 			return ((CopyStmt *) parsetree)->query ? V_COPY_QUERY : V_NONE;
-		default:
+		case T_ExecuteStmt:
+		case T_DropStmt:
+		case T_DropOwnedStmt:
+		case T_LoadStmt:
+		case T_ExplainStmt:
+		case T_RefreshMatViewStmt:
+		case T_DoStmt:
+		case T_CallStmt:
 			return V_ANY;
+		default:
+			return V_NONE;		/* no row: changes no session state */
 	}
 }
 
