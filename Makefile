@@ -3,10 +3,12 @@ MODULE_big = pg_lambdaguard
 OBJS = \
 	pg_lambdaguard.o \
 	lg_match.o \
+	lg_names.o \
 	lg_orphan.o \
 	lg_pinning.o \
 	lg_planwalk.o \
 	lg_plpgsql.o \
+	lg_session.o \
 	lg_session_state.o \
 	lg_state.o \
 	lg_utility.o \

@@ -11,6 +11,7 @@
 #ifndef LG_PINNING_H
 #define LG_PINNING_H
 
+#include "access/parallel.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 
@@ -75,8 +76,37 @@ extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
 extern void lg_expr_calls(Node *expr, LgPlanCalls *calls);
 
-/* lg_pinning.c: calls found in code no executor hook sees */
+/* lg_pinning.c: the hooks */
+extern int	lg_nesting_level;
+
+/* lg_session.c: this session's events and dirty_reasons */
+extern uint32 lg_dirty_mask;
+extern uint32 lg_stmt_touched;
+extern uint32 lg_xact_touched;
+extern bool lg_fn_ran;
+extern bool lg_guc_known;
+extern bool lg_xact_names;
+extern bool lg_pin_shmem_ready;
+
+/* Record pinning here at all? (parallel workers: their leader does) */
+static inline bool
+lg_tracking(void)
+{
+	return lg_track_pinning != LG_TRACK_NONE && !IsParallelWorker() &&
+		(lg_pin_shmem_ready || (lg_pin_shmem_ready = lg_shmem_ready()));
+}
+
+extern void lg_record_event(LgReason reason, bool hidden, const char *text,
+							int location, int len, uint64 queryid);
 extern void lg_hidden_calls(const LgPlanCalls *calls, const char *text);
+extern void lg_set_dirty(uint32 bits, bool on);
+extern void lg_publish(const char *pinned_by);
+extern void lg_statement_begin(void);
+extern void lg_statement_end(void);
+extern void lg_read_param(const char *name);
+extern void lg_note_on_commit_drop(Oid relid);
+extern void lg_note_kinds(uint32 kinds);
+extern void lg_session_register(void);
 
 /* lg_plpgsql.c */
 extern void lg_plpgsql_install(void);

@@ -236,7 +236,7 @@ lg_utility_effect(Node *parsetree, LgUtilityEffect *e)
 	variant = statement_variant(parsetree, e);
 	if (variant == V_NONE)
 		return;
-	for (i = 0; i < lengthof(effects); i++)
+	for (i = 0; i < (int) lengthof(effects); i++)
 	{
 		const LgEffectRow *row = &effects[i];
 
