@@ -179,6 +179,9 @@ session_value(struct config_generic *g, bool at_abort, bool vetted)
 		if (!from_stack && GetSessionUserId() == GetAuthenticatedUserId())
 			return 0;
 	}
+	else if ((g->flags & GUC_CUSTOM_PLACEHOLDER) &&
+			 (val.stringval == NULL || val.stringval[0] == '\0'))
+		return 0;				/* a custom parameter reset to nothing */
 	else if (vetted)
 		;						/* found a user's parameter before */
 	else if ((g->flags & GUC_NO_SHOW_ALL) &&

@@ -30,6 +30,7 @@ typedef enum LgVariant
 	V_SET,						/* SET, SET SESSION CHARACTERISTICS */
 	V_RESET,					/* RESET x, SET x TO DEFAULT */
 	V_RESET_ALL,
+	V_SET_LOCAL,				/* gone at transaction end, mostly (see row) */
 	V_ONE,						/* DEALLOCATE x, CLOSE x, UNLISTEN x */
 	V_ALL,						/* DEALLOCATE ALL, CLOSE ALL, UNLISTEN * */
 	V_TEMP,						/* creates a temporary relation */
@@ -62,6 +63,9 @@ static const LgEffectRow effects[] = {
 	{T_VariableSetStmt, V_SET, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
 	{T_VariableSetStmt, V_RESET, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
 	{T_VariableSetStmt, V_RESET_ALL, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
+	/* not a reason, but after a RESET in the same transaction it leaves the
+	 * reset value with source "session" (AtEOXact_GUC), as pg_settings shows */
+	{T_VariableSetStmt, V_SET_LOCAL, NO_REASON, LG_STATE_GUC, LG_OP_READ, 0, false, false},
 	{T_PrepareStmt, V_ANY, R(PREPARED_STATEMENT), LG_STATE_PREPARED, LG_OP_ADD, 0, false, false},
 	{T_ExecuteStmt, V_ANY, R(PREPARED_STATEMENT), 0, LG_OP_NONE, 0, true, false},
 	{T_DeallocateStmt, V_ONE, R(PREPARED_STATEMENT), LG_STATE_PREPARED, LG_OP_SUB, 0, false, false},
@@ -121,9 +125,9 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 			{
 				VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
 
-				if (stmt->is_local)
-					return V_NONE;	/* SET LOCAL: gone at transaction end */
 				e->name = stmt->name;	/* NULL for RESET ALL */
+				if (stmt->is_local)
+					return stmt->kind == VAR_SET_MULTI ? V_NONE : V_SET_LOCAL;
 				switch (stmt->kind)
 				{
 					case VAR_SET_VALUE:
