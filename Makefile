@@ -2,6 +2,8 @@
 MODULE_big = pg_lambdaguard
 OBJS = \
 	pg_lambdaguard.o \
+	lg_history.o \
+	lg_locks.o \
 	lg_match.o \
 	lg_names.o \
 	lg_orphan.o \

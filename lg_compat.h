@@ -1,16 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * lg_compat.h
- *		The differences between PostgreSQL 13 and 17 that pg_lambdaguard
- *		meets, in one place.  PostgreSQL 15 is what CI builds and tests.
+ *		The differences between PostgreSQL 14 and 19 that pg_lambdaguard
+ *		meets, in one place.  PostgreSQL 15 is what CI builds and tests;
+ *		the others are built from source and tested before a release.
+ *
+ * Include it after postgres.h and the headers that declare what it adapts.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef LG_COMPAT_H
 #define LG_COMPAT_H
 
-#if PG_VERSION_NUM < 130000
-#error "pg_lambdaguard needs PostgreSQL 13 or later"
+#if PG_VERSION_NUM < 140000
+#error "pg_lambdaguard needs PostgreSQL 14 or later"
 #endif
 
 /* Shared memory is requested in shmem_request_hook from 15 on */
@@ -18,10 +21,28 @@
 #define LG_HAVE_SHMEM_REQUEST_HOOK 1
 #endif
 
+/*
+ * MaxBackends, for sizing shared memory.  Before 15 it is still 0 while the
+ * preload libraries' _PG_init runs (InitializeMaxBackends comes later), so
+ * compute it from the settings the way InitializeMaxBackends() of 14 does.
+ */
+#if PG_VERSION_NUM >= 150000
+#define LG_MAX_BACKENDS()		(MaxBackends)
+#else
+#include "postmaster/autovacuum.h"
+#include "postmaster/postmaster.h"
+#include "replication/walsender.h"
+#define LG_MAX_BACKENDS() \
+	(MaxBackends > 0 ? MaxBackends : \
+	 MaxConnections + autovacuum_max_workers + 1 + \
+	 max_worker_processes + max_wal_senders)
+#endif
+
 /* The index of a backend's slot in per-backend arrays */
 #if PG_VERSION_NUM >= 170000
 #define LG_MY_SLOT_INDEX()		(MyProcNumber)
 #else
+#include "storage/backendid.h"
 #define LG_MY_SLOT_INDEX()		(MyBackendId - 1)
 #endif
 
@@ -32,48 +53,36 @@
 #define LG_NUM_STATUS_SLOTS		(MaxBackends + NUM_AUXPROCTYPES)
 #endif
 
-/* Reading the local copy of the backend status array */
-#if PG_VERSION_NUM >= 170000
-#define lg_local_beentry(i)		pgstat_get_local_beentry_by_index(i)
+/* ExecutorRun_hook lost its execute_once argument in 18 */
+#if PG_VERSION_NUM >= 180000
+#define LG_EXECUTOR_RUN_ARGS
+#define LG_EXECUTOR_RUN_PASS
 #else
-#define lg_local_beentry(i)		pgstat_fetch_stat_local_beentry(i)
+#define LG_EXECUTOR_RUN_ARGS	, bool execute_once
+#define LG_EXECUTOR_RUN_PASS	, execute_once
 #endif
 
-/* ProcessUtility gained readOnlyTree in 14, post_parse_analyze a JumbleState */
-#if PG_VERSION_NUM >= 140000
-#define LG_UTILITY_ARGS_READONLY	bool readOnlyTree,
-#define LG_UTILITY_PASS_READONLY	readOnlyTree,
+/* ShmemInitHash lost its separate initial size in 19 */
+#if PG_VERSION_NUM >= 190000
+#define lg_shmem_init_hash(name, nelems, info, flags) \
+	ShmemInitHash((name), (nelems), (info), (flags))
 #else
-#define LG_UTILITY_ARGS_READONLY
-#define LG_UTILITY_PASS_READONLY
+#define lg_shmem_init_hash(name, nelems, info, flags) \
+	ShmemInitHash((name), (nelems), (nelems), (info), (flags))
 #endif
 
-/* pg_terminate_backend took a timeout from 14 on */
-#if PG_VERSION_NUM >= 140000
+/* 19 compiles with -Wimplicit-fallthrough=5 and has pg_fallthrough */
+#ifndef pg_fallthrough
+#if defined(__GNUC__) && __GNUC__ >= 7
+#define pg_fallthrough __attribute__((fallthrough))
+#else
+#define pg_fallthrough ((void) 0)
+#endif
+#endif
+
+/* pg_terminate_backend takes a timeout (0: do not wait) */
 #define LG_TERMINATE_BACKEND(pid) \
 	DirectFunctionCall2(pg_terminate_backend, Int32GetDatum(pid), Int64GetDatum(0))
-#else
-#define LG_TERMINATE_BACKEND(pid) \
-	DirectFunctionCall1(pg_terminate_backend, Int32GetDatum(pid))
-#endif
-
-/* Function OIDs: 14 gave the overloaded ones argument-typed names */
-#if PG_VERSION_NUM < 140000
-#define F_SETVAL_REGCLASS_INT8					1576
-#define F_SETVAL_REGCLASS_INT8_BOOL				1765
-#define F_PG_ADVISORY_LOCK_INT8					2880
-#define F_PG_ADVISORY_LOCK_SHARED_INT8			2881
-#define F_PG_TRY_ADVISORY_LOCK_INT8				2882
-#define F_PG_TRY_ADVISORY_LOCK_SHARED_INT8		2883
-#define F_PG_ADVISORY_UNLOCK_INT8				2884
-#define F_PG_ADVISORY_UNLOCK_SHARED_INT8		2885
-#define F_PG_ADVISORY_LOCK_INT4_INT4			2886
-#define F_PG_ADVISORY_LOCK_SHARED_INT4_INT4		2887
-#define F_PG_TRY_ADVISORY_LOCK_INT4_INT4		2888
-#define F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4 2889
-#define F_PG_ADVISORY_UNLOCK_INT4_INT4			2890
-#define F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4	2891
-#endif
 
 /* Reserving the settings prefix */
 #if PG_VERSION_NUM < 150000

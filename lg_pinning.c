@@ -167,8 +167,8 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 }
 
 static void
-lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-			   bool execute_once)
+lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
+			   LG_EXECUTOR_RUN_ARGS)
 {
 	int			saved = lg_nesting_level;
 
@@ -176,9 +176,9 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	PG_TRY();
 	{
 		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+			prev_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+			standard_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 	}
 	PG_FINALLY();
 	{
@@ -262,8 +262,7 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 
 static void
 lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-				  LG_UTILITY_ARGS_READONLY
-				  ProcessUtilityContext context, ParamListInfo params,
+				  bool readOnlyTree, ProcessUtilityContext context, ParamListInfo params,
 				  QueryEnvironment *queryEnv, DestReceiver *dest,
 				  QueryCompletion *qc)
 {
@@ -296,10 +295,10 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree,
 								context, params, queryEnv, dest, qc);
 		else
-			standard_ProcessUtility(pstmt, queryString, LG_UTILITY_PASS_READONLY
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree,
 									context, params, queryEnv, dest, qc);
 	}
 	PG_FINALLY();

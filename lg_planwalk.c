@@ -136,7 +136,7 @@ call_walker(Node *node, LgPlanCalls *calls)
 			case F_NEXTVAL:
 			case F_SETVAL_REGCLASS_INT8:
 				calls->sequence = true;
-				/* FALLTHROUGH */
+				pg_fallthrough;
 			case F_CURRVAL:
 			case F_LASTVAL:
 				calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);

@@ -37,7 +37,6 @@
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -97,7 +96,7 @@ static int
 lg_num_slots(void)
 {
 	/* every PGPROC that can run a client backend, plus auxiliary ones */
-	return MaxBackends + NUM_AUXILIARY_PROCS;
+	return LG_MAX_BACKENDS() + NUM_AUXILIARY_PROCS;
 }
 
 static Size
@@ -116,6 +115,7 @@ lg_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(lg_max_events, sizeof(LgEventEntry))));
 	size = add_size(size, MAXALIGN(lg_arena_size()));
 	size = add_size(size, hash_estimate_size(LG_MAX_STATS, sizeof(LgStat)));
+	size = add_size(size, lg_worker_shmem_size());
 	return size;
 }
 
@@ -169,10 +169,9 @@ lg_shmem_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(LgStatKey);
 	info.entrysize = sizeof(LgStat);
-	lg_stats = ShmemInitHash("pg_lambdaguard stats",
-							 LG_MAX_STATS, LG_MAX_STATS,
-							 &info,
-							 HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	lg_stats = lg_shmem_init_hash("pg_lambdaguard stats", LG_MAX_STATS, &info,
+								  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	lg_worker_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -570,12 +569,14 @@ lg_worker_info_copy(LgWorkerInfo *info)
  * of the worker, so that the next incarnation and the views still see it.
  */
 void
-lg_worker_note_error(const char *message)
+lg_worker_note_error(const char *message, bool history)
 {
 	if (lg == NULL)
 		return;
 	SpinLockAcquire(&lg->worker_mutex);
 	lg->worker.errors++;
+	if (history)
+		lg->worker.history_errors++;
 	strlcpy(lg->worker.last_error, message ? message : "",
 			sizeof(lg->worker.last_error));
 	SpinLockRelease(&lg->worker_mutex);

@@ -7,6 +7,13 @@
  * Each reads shared state through lg_state.c, which copies it out under its
  * lock; tuples are built here, after every lock is released.
  *
+ * Privileges.  A view calls its functions with the rights of whoever reads
+ * the view, so GRANT SELECT on a view alone would end in "permission denied
+ * for function".  The functions behind the views are therefore executable
+ * by PUBLIC, and each checks for itself that its caller may read some view
+ * built on it, directly or through other views (check_view_access).  Query
+ * text follows pg_stat_activity's rule.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -15,14 +22,28 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "common/ip.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -39,6 +60,170 @@ PG_FUNCTION_INFO_V1(lg_reset);
 PG_FUNCTION_INFO_V1(lg_reason_list);
 
 #define INSUFFICIENT_PRIVILEGE "<insufficient privilege>"
+
+/* ----------
+ * Helpers shared with the audit trail
+ * ----------
+ */
+
+Datum
+lg_inet_datum(const SockAddr *addr, bool *isnull)
+{
+	char		host[NI_MAXHOST];
+	const struct sockaddr *sa = (const struct sockaddr *) &addr->addr;
+
+	*isnull = true;
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return (Datum) 0;
+	if (pg_getnameinfo_all(&addr->addr, addr->salen, host, sizeof(host),
+						   NULL, 0, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return (Datum) 0;
+	clean_ipv6_addr(sa->sa_family, host);
+	*isnull = false;
+	return DirectFunctionCall1(inet_in, CStringGetDatum(host));
+}
+
+Datum
+lg_reasons_array(uint32 mask, bool *isnull)
+{
+	Datum		elems[LG_NUM_REASONS];
+	int			n = 0;
+	int			r;
+
+	for (r = 0; r < LG_NUM_REASONS; r++)
+		if (mask & LG_REASON_BIT(r))
+			elems[n++] = CStringGetTextDatum(lg_reason_names[r]);
+	*isnull = false;
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* The state as pg_stat_activity names it, or NULL */
+const char *
+lg_state_name(BackendState state)
+{
+	switch (state)
+	{
+		case STATE_IDLE:
+			return "idle";
+		case STATE_RUNNING:
+			return "active";
+		case STATE_IDLEINTRANSACTION:
+			return "idle in transaction";
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			return "idle in transaction (aborted)";
+		case STATE_FASTPATH:
+			return "fastpath function call";
+		case STATE_DISABLED:
+			return "disabled";
+#if PG_VERSION_NUM >= 180000
+		case STATE_STARTING:
+			return "starting";
+#endif
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * pg_stat_activity's rule for showing a session's query text.
+ */
+bool
+lg_may_read_query(Oid userid)
+{
+	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
+		has_privs_of_role(GetUserId(), userid);
+}
+
+/* ----------
+ * Who may call the functions behind the views
+ * ----------
+ */
+
+/* The view whose rule has this OID, or InvalidOid */
+static Oid
+rule_view(Relation rewrite, Oid ruleoid)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			view = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_rewrite_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ruleoid));
+	scan = systable_beginscan(rewrite, RewriteOidIndexId, true, NULL, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+		view = ((Form_pg_rewrite) GETSTRUCT(tup))->ev_class;
+	systable_endscan(scan);
+	return view;
+}
+
+/*
+ * Raise "permission denied" unless the current user may SELECT from some
+ * view that is built on this function, directly or through other views
+ * (pg_depend, breadth first, a few levels deep).
+ */
+static void
+check_view_access(FunctionCallInfo fcinfo)
+{
+#define LG_MAX_VIEWS 64
+	Oid			found[LG_MAX_VIEWS];
+	int			nfound = 0;
+	int			next = -1;
+	Oid			refclass = ProcedureRelationId;
+	Oid			refobj = fcinfo->flinfo->fn_oid;
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	Relation	rewrite = table_open(RewriteRelationId, AccessShareLock);
+	bool		allowed = false;
+
+	while (!allowed)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(refclass));
+		ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber,
+					F_OIDEQ, ObjectIdGetDatum(refobj));
+		scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 2, key);
+		while (!allowed && HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+			Oid			view;
+			int			i;
+			bool		seen = false;
+
+			if (dep->classid != RewriteRelationId)
+				continue;
+			view = rule_view(rewrite, dep->objid);
+			if (!OidIsValid(view))
+				continue;
+			for (i = 0; i < nfound; i++)
+				seen |= found[i] == view;
+			if (seen)
+				continue;
+			if (pg_class_aclcheck(view, GetUserId(), ACL_SELECT) == ACLCHECK_OK)
+				allowed = true;
+			else if (nfound < LG_MAX_VIEWS)
+				found[nfound++] = view;
+		}
+		systable_endscan(scan);
+		if (allowed || ++next >= nfound)
+			break;
+		/* then the views built on the views found so far */
+		refclass = RelationRelationId;
+		refobj = found[next];
+	}
+	table_close(rewrite, AccessShareLock);
+	table_close(depend, AccessShareLock);
+
+	if (!allowed)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s",
+						get_func_name(fcinfo->flinfo->fn_oid)),
+				 errhint("Read it through a view of schema lambdaguard that you were granted SELECT on, such as lambdaguard.sessions.")));
+}
 
 /*
  * Set up materialize-mode output for a set-returning function.
@@ -103,6 +288,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	int			i;
 
 	lg_require_shmem();
+	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 
 	snap = lg_take_snapshot(true, true);
@@ -117,6 +303,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 		const char *state = lg_state_name(s->state);
 		uint32		pins = s->has_pins ? s->pins.pin_mask : 0;
 		uint32		dirty = s->has_pins ? s->pins.dirty_mask : 0;
+		bool		pinned = (pins & LG_PINS_RDS_PROXY_MASK) != 0;
 
 		lg_judge(s, now);
 		memset(nulls, false, sizeof(nulls));
@@ -139,13 +326,13 @@ lg_sessions(PG_FUNCTION_ARGS)
 																			TimestampTzGetDatum(s->state_change))));
 		nulls[9] = (s->state_change == 0);
 		values[10] = BoolGetDatum(s->watched);
-		values[11] = BoolGetDatum(pins != 0);
+		values[11] = BoolGetDatum(pinned);
 		values[12] = lg_reasons_array(pins, &nulls[12]);
 		values[13] = TimestampTzGetDatum(s->pins.pinned_since);
-		nulls[13] = (pins == 0);
-		if (pins != 0)
+		nulls[13] = !pinned;
+		if (pinned)
 			values[14] = CStringGetTextDatum(may_read ? s->pins.pinned_by : INSUFFICIENT_PRIVILEGE);
-		nulls[14] = (pins == 0);
+		nulls[14] = !pinned;
 		values[15] = lg_reasons_array(dirty, &nulls[15]);
 		values[16] = Int32GetDatum(Max(s->blocking, 0));
 		values[17] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
@@ -194,6 +381,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	int			i;
 
 	lg_require_shmem();
+	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 	events = lg_events_copy(&n);
 
@@ -239,6 +427,7 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 	int			i;
 
 	lg_require_shmem();
+	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 	stats = lg_stats_copy(&n);
 
@@ -270,10 +459,11 @@ lg_worker(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	LgWorkerInfo w;
-	Datum		values[12];
-	bool		nulls[12];
+	Datum		values[14];
+	bool		nulls[14];
 
 	lg_require_shmem();
+	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 	lg_worker_info_copy(&w);
 
@@ -294,6 +484,9 @@ lg_worker(PG_FUNCTION_ARGS)
 	values[10] = Int64GetDatum(w.errors);
 	values[11] = w.last_error[0] ? CStringGetTextDatum(w.last_error) : (Datum) 0;
 	nulls[11] = (w.last_error[0] == '\0');
+	values[12] = Int64GetDatum(w.history_errors);
+	values[13] = TimestampTzGetDatum(w.brake_since);
+	nulls[13] = (w.brake_since == 0 || w.pid == 0);
 	tuplestore_putvalues(store, tupdesc, values, nulls);
 	return (Datum) 0;
 }
@@ -310,6 +503,7 @@ lg_action_counts(PG_FUNCTION_ARGS)
 				a;
 
 	lg_require_shmem();
+	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 	for (v = LG_VERDICT_ORPHAN; v < LG_NUM_VERDICTS; v++)
 	{
@@ -349,10 +543,35 @@ lg_reason_list(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* A history row into a row type that may hold dropped columns */
+static void
+put_history_row(Tuplestorestate *store, TupleDesc tupdesc, const int *map,
+				Datum *values, bool *nulls)
+{
+	Datum	   *v = palloc(sizeof(Datum) * tupdesc->natts);
+	bool	   *n = palloc(sizeof(bool) * tupdesc->natts);
+	int			i;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		v[i] = (Datum) 0;
+		n[i] = true;
+	}
+	for (i = 0; i < LG_HISTORY_NATTS; i++)
+	{
+		v[map[i]] = values[i];
+		n[map[i]] = nulls[i];
+	}
+	tuplestore_putvalues(store, tupdesc, v, n);
+}
+
 /*
- * lambdaguard.scan(dry_run boolean DEFAULT true): one scan now, in this
- * session, with the caller's rights.  With dry_run, a preview: nothing is
- * signalled or written.  Without, it acts and writes its history rows.
+ * lambdaguard.scan(dry_run boolean DEFAULT true): one scan now, with the
+ * caller's rights.  scan(true) is a preview in this session: it returns what
+ * a scan would do (action dry_run) and writes nothing.  scan(false) is
+ * carried out by the worker, which commits each history row before its
+ * signal; it returns those rows, which survive whatever becomes of the
+ * calling transaction.
  */
 Datum
 lg_scan_sql(PG_FUNCTION_ARGS)
@@ -360,11 +579,8 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	bool		preview;
-	TimestampTz next_due;
-	int			nseen;
-	bool		braked;
-	List	   *decisions;
 	ListCell   *lc;
+	int			map[LG_HISTORY_NATTS];
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -374,31 +590,58 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 	preview = PG_GETARG_BOOL(0);
 
 	lg_require_shmem();
-	if (!preview)
-		PreventCommandIfReadOnly("lambdaguard.scan(false)");
 	store = begin_srf(fcinfo, &tupdesc);
+	lg_history_check_tupdesc(tupdesc, map);
 
-	decisions = lg_scan(preview ? LG_SCAN_PREVIEW : LG_SCAN_ACT,
-						&next_due, &nseen, &braked);
-	foreach(lc, decisions)
+	if (preview)
 	{
-		LgDecision *d = (LgDecision *) lfirst(lc);
-		Datum		values[LG_HISTORY_NATTS];
-		bool		nulls[LG_HISTORY_NATTS];
+		TimestampTz next_due;
+		int			nseen;
+		List	   *decisions;
 
-		lg_history_values(d, values, nulls);
-		if (d->id != 0)
+		decisions = lg_decide(GetCurrentTimestamp(), true, InvalidOid, MyProcPid,
+							  &next_due, &nseen);
+		foreach(lc, decisions)
 		{
-			values[0] = Int64GetDatum(d->id);
-			nulls[0] = false;
+			LgDecision *d = (LgDecision *) lfirst(lc);
+			Datum		values[LG_HISTORY_NATTS];
+			bool		nulls[LG_HISTORY_NATTS];
+
+			d->action = LG_ACTION_DRY_RUN;
+			d->at = GetCurrentTimestamp();
+			lg_history_values(d, values, nulls);
+			if (!lg_may_read_query(d->s.userid))
+				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+			put_history_row(store, tupdesc, map, values, nulls);
 		}
-		/* the query text follows pg_stat_activity's rule (the row keeps it) */
-		if (!lg_may_read_query(d->s.userid))
+		return (Datum) 0;
+	}
+
+	PreventCommandIfReadOnly("lambdaguard.scan(false)");
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("lambdaguard.scan(false) cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("The worker commits its rows while the scan runs; this transaction's snapshot could not see them."),
+				 errhint("Run it in a READ COMMITTED transaction, or on its own.")));
+
+	lc = NULL;
+	{
+		List	   *rows = lg_worker_act_for(GetUserId());
+
+		/* rows alternate: values, nulls */
+		for (lc = list_head(rows); lc != NULL; lc = lnext(rows, lnext(rows, lc)))
 		{
-			values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
-			nulls[16] = false;
+			Datum	   *values = (Datum *) lfirst(lc);
+			bool	   *nulls = (bool *) lfirst(lnext(rows, lc));
+			Oid			role = nulls[3] ? InvalidOid :
+				get_role_oid(NameStr(*DatumGetName(values[3])), true);
+
+			/* the query text follows pg_stat_activity's rule (the row keeps it) */
+			if (!nulls[16] && !lg_may_read_query(role))
+				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+			put_history_row(store, tupdesc, map, values, nulls);
 		}
-		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;
 }

@@ -1,14 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * lg_worker.c
- *		The background worker: scans, sleeps until the next session falls
- *		due (at most lambdaguard.naptime), records what it did.
+ *		The background worker: the one process that signals.  It scans,
+ *		acts on what is due (lg_act), holds the storm brake, runs
+ *		scan(false) on its callers' behalf, and sleeps until the next
+ *		session falls due (at most lambdaguard.naptime).
  *
  * It connects to lambdaguard.database and starts once recovery is over.  A
- * scan reads backend status from shared memory; a transaction is open only
- * for the catalog lookups and the history rows.  An ERROR ends the worker
- * (its message kept in lambdaguard.worker) and the postmaster starts it
- * again after bgw_restart_time, without a crash-restart of the cluster.
+ * scan decides in one short transaction (catalog lookups), then acts on each
+ * decision with transactions of its own (lg_orphan.c, lg_history.c), then
+ * purges old history in another.  An ERROR ends the worker (its message kept
+ * in lambdaguard.worker) and the postmaster starts it again after
+ * bgw_restart_time, without a crash-restart of the cluster; every row it
+ * committed before the error stays.
+ *
+ * The storm brake: at most lambdaguard.max_terminations signals within any
+ * naptime interval, however often the worker wakes.  The times of the last
+ * max_terminations signals are kept; a signal is sent only if the oldest of
+ * them is at least naptime old.  The others wait, with no row, for a later
+ * scan; lambdaguard.worker.brake_since says since when the brake holds.
+ *
+ * scan(false) on the caller's behalf.  Rows must be committed before their
+ * signals, which a function running in its caller's transaction cannot do;
+ * so scan(false) hands the scan to the worker through one request slot in
+ * shared memory, protected by its spinlock:
+ *
+ *	FREE -> PENDING		a caller takes the slot (role, pid) and sets the
+ *						worker's latch;
+ *	PENDING -> RUNNING	the worker runs the scan with the caller's rights,
+ *						never deciding on the caller's own session;
+ *	RUNNING -> DONE		the worker leaves the ids of the rows it committed,
+ *						or an error;
+ *	DONE -> FREE		the caller copies them out and returns those rows.
+ *
+ * The caller sleeps on the slot's condition variable, and the worker
+ * broadcasts on every change.  A caller that gives up (a cancel) frees a
+ * PENDING slot, or leaves a RUNNING one to the worker (requester_pid 0),
+ * which frees it when done.  A caller notices a worker that went away; the
+ * next worker frees a slot left RUNNING.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,8 +49,11 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -39,10 +71,243 @@
 /* The worker waits this long for a lock on the history table, then errors */
 #define LG_LOCK_TIMEOUT			"5s"
 
+#define MS(x)	((int64) (x) * 1000)	/* milliseconds to TimestampTz units */
+
 static LgWorkerInfo info;
 static MemoryContext scan_context = NULL;
 static bool said_no_extension = false;
 static TimestampTz last_purge = 0;
+
+/* ----------
+ * The request slot of scan(false)
+ * ----------
+ */
+typedef enum LgRequestState
+{
+	LG_REQ_FREE = 0,
+	LG_REQ_PENDING,
+	LG_REQ_RUNNING,
+	LG_REQ_DONE
+} LgRequestState;
+
+typedef struct LgRequest
+{
+	slock_t		mutex;
+	ConditionVariable cv;
+	Latch	   *worker_latch;	/* the worker's, while one runs */
+	int			worker_pid;
+	Oid			worker_dbid;
+	LgRequestState state;
+	int			requester_pid;	/* 0: the caller gave up */
+	Oid			roleid;			/* whose rights apply */
+	int			nids;
+	char		error[256];
+	int64		ids[FLEXIBLE_ARRAY_MEMBER]; /* one per client backend */
+} LgRequest;
+
+static LgRequest *request = NULL;
+static int	request_capacity = 0;
+
+/* Is this process serving a request now (for its error path)? */
+static bool serving = false;
+static char request_error[256];
+
+Size
+lg_worker_shmem_size(void)
+{
+	return add_size(offsetof(LgRequest, ids),
+					mul_size(sizeof(int64), LG_MAX_BACKENDS()));
+}
+
+/* Called from lg_shmem_startup() with AddinShmemInitLock held */
+void
+lg_worker_shmem_init(void)
+{
+	bool		found;
+
+	request = ShmemInitStruct("pg_lambdaguard request", lg_worker_shmem_size(), &found);
+	request_capacity = LG_MAX_BACKENDS();
+	if (!found)
+	{
+		memset(request, 0, offsetof(LgRequest, ids));
+		SpinLockInit(&request->mutex);
+		ConditionVariableInit(&request->cv);
+	}
+}
+
+/* Leave the slot's result and wake the caller, or free an abandoned slot */
+static void
+request_finish(const int64 *ids, int nids, const char *error)
+{
+	SpinLockAcquire(&request->mutex);
+	if (request->requester_pid == 0)
+		request->state = LG_REQ_FREE;
+	else
+	{
+		request->state = LG_REQ_DONE;
+		request->nids = Min(nids, request_capacity);
+		if (nids > 0)
+			memcpy(request->ids, ids, sizeof(int64) * request->nids);
+		strlcpy(request->error, error ? error : "", sizeof(request->error));
+	}
+	SpinLockRelease(&request->mutex);
+	ConditionVariableBroadcast(&request->cv);
+}
+
+/* before_shmem_exit: no latch to set once this worker is gone */
+static void
+request_detach(int code, Datum arg)
+{
+	LgWorkerInfo w;
+
+	/* lambdaguard.worker shows no pid while no worker runs */
+	lg_worker_info_copy(&w);
+	w.pid = 0;
+	w.brake_since = 0;
+	lg_worker_info_update(&w);
+
+	SpinLockAcquire(&request->mutex);
+	if (request->worker_pid == MyProcPid)
+	{
+		request->worker_pid = 0;
+		request->worker_latch = NULL;
+	}
+	SpinLockRelease(&request->mutex);
+	ConditionVariableBroadcast(&request->cv);
+}
+
+static void
+request_attach(void)
+{
+	bool		stale;
+
+	SpinLockAcquire(&request->mutex);
+	request->worker_latch = MyLatch;
+	request->worker_pid = MyProcPid;
+	request->worker_dbid = MyDatabaseId;
+	/* a request the previous worker was running when it died */
+	stale = request->state == LG_REQ_RUNNING;
+	SpinLockRelease(&request->mutex);
+	if (stale)
+		request_finish(NULL, 0, "the worker restarted during the scan");
+	before_shmem_exit(request_detach, (Datum) 0);
+}
+
+/* ----------
+ * What the worker already did, so that its own scans do not do it twice
+ * ----------
+ */
+typedef struct LgActed
+{
+	int			index;
+	int			pid;
+	TimestampTz backend_start;
+	TimestampTz since;
+	LgAction	action;
+} LgActed;
+
+static LgActed *acted = NULL;
+static int	nacted = 0;
+static int	acted_cap = 0;
+
+static bool
+already_acted(const LgSession *s, LgAction action)
+{
+	int			i;
+
+	for (i = 0; i < nacted; i++)
+		if (acted[i].pid == s->pid && acted[i].backend_start == s->backend_start &&
+			acted[i].since == lg_episode_start(s) && acted[i].action == action)
+			return true;
+	return false;
+}
+
+static void
+remember_acted(const LgSession *s, LgAction action)
+{
+	if (nacted == acted_cap)
+	{
+		acted_cap = acted_cap ? acted_cap * 2 : 16;
+		acted = acted ? repalloc(acted, sizeof(LgActed) * acted_cap) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(LgActed) * acted_cap);
+	}
+	acted[nacted].index = s->index;
+	acted[nacted].pid = s->pid;
+	acted[nacted].backend_start = s->backend_start;
+	acted[nacted].since = lg_episode_start(s);
+	acted[nacted].action = action;
+	nacted++;
+}
+
+/* Forget what was done to sessions that have ended */
+static void
+prune_acted(void)
+{
+	int			i,
+				kept = 0;
+
+	for (i = 0; i < nacted; i++)
+		if (lg_session_alive(acted[i].index, acted[i].pid, acted[i].backend_start))
+			acted[kept++] = acted[i];
+	nacted = kept;
+}
+
+/* ----------
+ * The storm brake
+ * ----------
+ */
+static TimestampTz *sent = NULL;	/* the last signals, a ring */
+static int	sent_cap = 0;
+static int	sent_n = 0;
+static int	sent_next = 0;
+
+/*
+ * Does the brake hold now?  If so, *free_at is when the next signal may go.
+ */
+static bool
+brake_holds(TimestampTz now, TimestampTz *free_at)
+{
+	TimestampTz oldest;
+
+	if (sent_cap != lg_max_terminations)
+	{
+		/* max_terminations changed: start counting afresh, conservatively */
+		int			keep = Min(sent_n, lg_max_terminations);
+		TimestampTz *ring = MemoryContextAlloc(TopMemoryContext,
+											   sizeof(TimestampTz) * lg_max_terminations);
+		int			i;
+
+		for (i = 0; i < keep; i++)
+			ring[keep - 1 - i] = sent[(sent_next - 1 - i + sent_cap) % sent_cap];
+		if (sent)
+			pfree(sent);
+		sent = ring;
+		sent_cap = lg_max_terminations;
+		sent_n = keep;
+		sent_next = keep % sent_cap;
+	}
+	if (sent_n < sent_cap)
+		return false;
+	oldest = sent[sent_next];	/* the ring is full: next is the oldest */
+	if (now - oldest >= MS(lg_naptime))
+		return false;
+	*free_at = oldest + MS(lg_naptime);
+	return true;
+}
+
+static void
+brake_count(TimestampTz at)
+{
+	sent[sent_next] = at;
+	sent_next = (sent_next + 1) % sent_cap;
+	if (sent_n < sent_cap)
+		sent_n++;
+}
+
+/* ----------
+ * The scan
+ * ----------
+ */
 
 void
 lg_worker_register(void)
@@ -84,29 +349,13 @@ longest_sleep(void)
 }
 
 /*
- * One scan in its own transaction.  Returns how long to sleep, in ms.
+ * Is lambdaguard.history there to record in?  Says so in the log once when
+ * it is not, and once when it is back.  Needs a transaction.
  */
-static long
-lg_worker_scan(void)
+static bool
+history_ready(void)
 {
-	TimestampTz next_due;
-	TimestampTz now;
-	int			nseen;
-	bool		braked;
-	bool		have_history;
-	List	   *decisions = NIL;
-	ListCell   *lc;
-	instr_time	start,
-				elapsed;
-	long		sleep_ms = longest_sleep();
-	MemoryContext old;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	old = MemoryContextSwitchTo(scan_context);
-
-	have_history = OidIsValid(lg_history_relid());
-	if (!have_history)
+	if (!OidIsValid(lg_history_relid()))
 	{
 		if (!said_no_extension && OidIsValid(get_extension_oid("pg_lambdaguard", true)))
 			ereport(LOG,
@@ -120,63 +369,124 @@ lg_worker_scan(void)
 					 errhint("Run CREATE EXTENSION pg_lambdaguard in database \"%s\".",
 							 lg_database)));
 		said_no_extension = true;
-		MemoryContextSwitchTo(old);
-		CommitTransactionCommand();
-		MemoryContextReset(scan_context);
-		return sleep_ms;
+		return false;
 	}
 	if (said_no_extension)
 		ereport(LOG,
 				(errmsg("pg_lambdaguard: the extension now exists in database \"%s\"; the worker starts recording",
 						lg_database)));
 	said_no_extension = false;
+	return true;
+}
+
+/*
+ * One scan: decide, then act on each decision, each in transactions of its
+ * own.  "caller" is the role of a scan(false) request (InvalidOid for the
+ * worker's own scan) and "exclude_pid" its session; the ids of the rows
+ * written go to ids[] when given.  Returns how long to sleep, in ms.
+ */
+static long
+run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
+{
+	TimestampTz next_due = 0;
+	TimestampTz now;
+	TimestampTz free_at = 0;
+	int			nseen = 0;
+	bool		braked = false;
+	bool		ready;
+	List	   *decisions = NIL;
+	ListCell   *lc;
+	instr_time	start,
+				elapsed;
+	long		sleep_ms = longest_sleep();
+	MemoryContext old = MemoryContextSwitchTo(scan_context);
 
 	INSTR_TIME_SET_CURRENT(start);
-	decisions = lg_scan(LG_SCAN_WORKER, &next_due, &nseen, &braked);
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, start);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	MemoryContextSwitchTo(scan_context);
+	ready = history_ready();
+	if (ready)
+		decisions = lg_decide(GetCurrentTimestamp(), false, caller, exclude_pid,
+							  &next_due, &nseen);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(scan_context);
+	if (!ready && ids)
+		snprintf(request_error, sizeof(request_error),
+				 "lambdaguard.history does not exist in database \"%s\"", lg_database);
 
-	/* lg_scan() wrote a history row for each decision */
+	prune_acted();
 	foreach(lc, decisions)
 	{
 		LgDecision *d = (LgDecision *) lfirst(lc);
+		LgAction	planned = d->action;
 
-		info.orphans_found++;
-		if (d->action == LG_ACTION_TERMINATE)
-			info.terminated++;
-		else if (d->action == LG_ACTION_CANCEL)
-			info.cancelled++;
-		else if (d->action == LG_ACTION_DRY_RUN)
-			info.dry_run_hits++;
+		if (!OidIsValid(caller) && already_acted(&d->s, planned))
+			continue;
+		if ((planned == LG_ACTION_TERMINATE || planned == LG_ACTION_CANCEL) &&
+			d->denied == NULL && brake_holds(GetCurrentTimestamp(), &free_at))
+		{
+			braked = true;
+			continue;
+		}
+
+		/*
+		 * Every signal counts for the brake; the worker's figures count its
+		 * own scans only (scan(false) acts for its caller).
+		 */
+		switch (lg_act(d))
+		{
+			case LG_ACTION_TERMINATE:
+				brake_count(GetCurrentTimestamp());
+				info.terminated += !OidIsValid(caller);
+				break;
+			case LG_ACTION_CANCEL:
+				brake_count(GetCurrentTimestamp());
+				info.cancelled += !OidIsValid(caller);
+				break;
+			case LG_ACTION_DRY_RUN:
+				info.dry_run_hits += !OidIsValid(caller);
+				break;
+			default:
+				break;
+		}
+		info.orphans_found += !OidIsValid(caller);
+		remember_acted(&d->s, planned);
+		if (ids)
+			ids[(*nids)++] = d->id;
 	}
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
 
-	if (GetCurrentTimestamp() - last_purge >= LG_PURGE_INTERVAL_MS * INT64CONST(1000))
+	if (ready && GetCurrentTimestamp() - last_purge >= MS(LG_PURGE_INTERVAL_MS))
 	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		lg_purge_history();
-		PopActiveSnapshot();
+		lg_history_purge();
 		last_purge = GetCurrentTimestamp();
 	}
 
 	MemoryContextSwitchTo(old);
-	CommitTransactionCommand();
 	MemoryContextReset(scan_context);
 
 	now = GetCurrentTimestamp();
+	if (braked && info.brake_since == 0)
+		info.brake_since = now;
+	else if (!braked)
+		info.brake_since = 0;
 	info.scans++;
 	info.last_scan_at = now;
 	info.last_scan_us = INSTR_TIME_GET_MICROSEC(elapsed);
 	info.sessions_seen = nseen;
 	lg_worker_info_update(&info);
+	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
 	 * Sleep until the next session falls due, rounded up to the next ms, but
-	 * never longer than longest_sleep().  When the storm brake held signals
-	 * back, wait a whole naptime: that is the brake.
+	 * never longer than longest_sleep(); while the brake holds, until the
+	 * next signal may go.
 	 */
 	if (braked)
-		sleep_ms = lg_naptime;
-	else if (next_due != 0)
+		next_due = (next_due == 0 || free_at < next_due) ? free_at : next_due;
+	if (next_due != 0)
 	{
 		int64		wait_us = next_due - now;
 
@@ -188,6 +498,164 @@ lg_worker_scan(void)
 	return sleep_ms;
 }
 
+/* Run a pending scan(false) request, if there is one */
+static void
+serve_request(void)
+{
+	Oid			roleid;
+	int			requester;
+	int64	   *ids;
+	int			nids = 0;
+
+	SpinLockAcquire(&request->mutex);
+	if (request->state != LG_REQ_PENDING)
+	{
+		SpinLockRelease(&request->mutex);
+		return;
+	}
+	request->state = LG_REQ_RUNNING;
+	roleid = request->roleid;
+	requester = request->requester_pid;
+	SpinLockRelease(&request->mutex);
+
+	serving = true;
+	request_error[0] = '\0';
+	ids = MemoryContextAlloc(TopMemoryContext, sizeof(int64) * request_capacity);
+	(void) run_scan(roleid, requester, ids, &nids);
+	request_finish(ids, nids, request_error[0] ? request_error : NULL);
+	pfree(ids);
+	serving = false;
+}
+
+/* ----------
+ * scan(false), in the calling backend
+ * ----------
+ */
+
+/* The caller gives up its request (an error or cancel while waiting) */
+static void
+request_give_up(void)
+{
+	SpinLockAcquire(&request->mutex);
+	if (request->requester_pid == MyProcPid)
+	{
+		if (request->state == LG_REQ_RUNNING && request->worker_pid != 0)
+			request->requester_pid = 0; /* the worker frees it when done */
+		else
+			request->state = LG_REQ_FREE;
+	}
+	SpinLockRelease(&request->mutex);
+	ConditionVariableBroadcast(&request->cv);
+}
+
+/*
+ * Have the worker run one scan with the rights of "caller", never deciding
+ * on this session, and return its rows (lg_history_fetch).  Each row was
+ * committed by the worker before its signal, so it survives whatever
+ * becomes of this transaction.
+ */
+List *
+lg_worker_act_for(Oid caller)
+{
+	int			worker_pid;
+	Oid			worker_dbid;
+	Latch	   *latch;
+	bool		taken = false;
+	int64	   *ids;
+	int			nids;
+	char		error[256];
+
+	SpinLockAcquire(&request->mutex);
+	worker_pid = request->worker_pid;
+	worker_dbid = request->worker_dbid;
+	latch = request->worker_latch;
+	SpinLockRelease(&request->mutex);
+	if (worker_pid == 0 || latch == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the pg_lambdaguard worker is not running"),
+				 errdetail("lambdaguard.scan(false) is carried out by the worker, which commits each history row before its signal."),
+				 errhint("See lambdaguard.worker and the server log; the worker is restarted 10 s after an error.")));
+	if (worker_dbid != MyDatabaseId)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lambdaguard.scan(false) must be run in database \"%s\"",
+						lg_database),
+				 errdetail("The worker that carries it out records in lambdaguard.history there (lambdaguard.database).")));
+
+	/* take the slot, waiting for another caller's scan to finish */
+	ConditionVariablePrepareToSleep(&request->cv);
+	for (;;)
+	{
+		SpinLockAcquire(&request->mutex);
+		if (request->state == LG_REQ_FREE)
+		{
+			request->state = LG_REQ_PENDING;
+			request->requester_pid = MyProcPid;
+			request->roleid = caller;
+			request->nids = 0;
+			request->error[0] = '\0';
+			taken = true;
+		}
+		SpinLockRelease(&request->mutex);
+		if (taken)
+			break;
+		(void) ConditionVariableTimedSleep(&request->cv, 1000, PG_WAIT_EXTENSION);
+	}
+	SetLatch(latch);
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			LgRequestState state;
+			int			pid;
+
+			SpinLockAcquire(&request->mutex);
+			state = request->state;
+			pid = request->worker_pid;
+			SpinLockRelease(&request->mutex);
+			if (state == LG_REQ_DONE)
+				break;
+			if (pid != worker_pid)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the pg_lambdaguard worker stopped before it finished the scan"),
+						 errhint("The rows it committed before it stopped are in lambdaguard.history.")));
+			(void) ConditionVariableTimedSleep(&request->cv, 1000, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_CATCH();
+	{
+		ConditionVariableCancelSleep();
+		request_give_up();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	SpinLockAcquire(&request->mutex);
+	nids = request->nids;
+	ids = palloc(sizeof(int64) * Max(nids, 1));
+	memcpy(ids, request->ids, sizeof(int64) * nids);
+	strlcpy(error, request->error, sizeof(error));
+	request->state = LG_REQ_FREE;
+	request->requester_pid = 0;
+	SpinLockRelease(&request->mutex);
+	ConditionVariableBroadcast(&request->cv);
+
+	if (error[0] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the pg_lambdaguard worker could not finish the scan: %s", error),
+				 errhint("The rows it committed before the error are in lambdaguard.history.")));
+	return lg_history_fetch(ids, nids);
+}
+
+/* ----------
+ * The worker's main loop
+ * ----------
+ */
 void
 lg_worker_main(Datum main_arg)
 {
@@ -216,7 +684,9 @@ lg_worker_main(Datum main_arg)
 	lg_worker_info_copy(&info);
 	info.pid = MyProcPid;
 	info.started_at = GetCurrentTimestamp();
+	info.brake_since = 0;
 	lg_worker_info_update(&info);
+	request_attach();
 
 	ereport(LOG,
 			(errmsg("pg_lambdaguard: worker started in database \"%s\"", lg_database)));
@@ -234,9 +704,12 @@ lg_worker_main(Datum main_arg)
 				ProcessConfigFile(PGC_SIGHUP);
 			}
 
+			/* scan(false) is served even while the worker is switched off */
+			serve_request();
+
 			/* switched off: decide nothing, record nothing, signal nobody */
 			if (lg_enabled)
-				sleep_ms = lg_worker_scan();
+				sleep_ms = run_scan(InvalidOid, 0, NULL, NULL);
 
 			if (sleep_ms > 0)
 			{
@@ -253,10 +726,14 @@ lg_worker_main(Datum main_arg)
 		ErrorData  *edata;
 
 		/* keep the message for lambdaguard.worker, then die as usual */
+		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
-		lg_worker_note_error(edata->message);
+		lg_worker_note_error(edata->message, lg_history_writing);
+		if (serving)
+			request_finish(NULL, 0, edata->message);
 		FreeErrorData(edata);
+		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -20,9 +20,11 @@
 #ifndef PG_LAMBDAGUARD_H
 #define PG_LAMBDAGUARD_H
 
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "libpq/hba.h"
 #include "libpq/pqcomm.h"
+#include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "utils/backend_status.h"
@@ -55,6 +57,25 @@ typedef enum LgReason
 
 #define LG_NUM_REASONS			(LG_REASON_STATEMENT_TOO_LARGE + 1)
 #define LG_REASON_BIT(r)		((uint32) 1 << (r))
+#define LG_ALL_REASONS			(LG_REASON_BIT(LG_NUM_REASONS) - 1)
+
+/*
+ * The reasons that pin RDS Proxy (lambdaguard.reasons.pins_rds_proxy): all
+ * but named protocol-level statements, which it multiplexes since 2023.
+ * sessions.pinned means pin_reasons holds one of these.
+ */
+#define LG_PINS_RDS_PROXY_MASK \
+	(LG_ALL_REASONS & ~LG_REASON_BIT(LG_REASON_PROTOCOL_PREPARED_STATEMENT))
+
+/*
+ * What pinned_idle acts on: a session pinned at the proxy, or holding state
+ * that a transaction pooler would hand to the next client; never a session
+ * whose only reason is a named protocol-level statement (the drivers that
+ * name their statements keep one on every pooled connection).
+ */
+#define LG_PINNED_IDLE_REASONS(pin_mask, dirty_mask) \
+	((((pin_mask) & LG_PINS_RDS_PROXY_MASK) | (dirty_mask)) & \
+	 ~LG_REASON_BIT(LG_REASON_PROTOCOL_PREPARED_STATEMENT))
 
 extern const char *const lg_reason_names[LG_NUM_REASONS];
 
@@ -207,6 +228,8 @@ typedef struct LgWorkerInfo
 	int64		cancelled;
 	int64		dry_run_hits;
 	int64		errors;
+	int64		history_errors; /* errors while writing lambdaguard.history */
+	TimestampTz brake_since;	/* since when the storm brake holds, or 0 */
 	char		last_error[256];
 } LgWorkerInfo;
 
@@ -234,7 +257,7 @@ extern uint64 lg_stats_dropped(void);
 
 extern void lg_worker_info_update(const LgWorkerInfo *info);
 extern void lg_worker_info_copy(LgWorkerInfo *info);
-extern void lg_worker_note_error(const char *message);
+extern void lg_worker_note_error(const char *message, bool history);
 
 /* ----------
  * Pinning hooks (lg_pinning.c)
@@ -281,6 +304,24 @@ typedef struct LgSnapshot
 	LgSession  *sessions;
 } LgSnapshot;
 
+/* ----------
+ * Who blocks whom (lg_locks.c)
+ * ----------
+ */
+/* One look at the lock manager: the (blocker, waiter) pairs */
+typedef struct LgLockView
+{
+	struct LockData *data;			/* NULL until taken */
+	int			npairs;
+	int		   *blocker;		/* pairs sorted by (blocker, waiter) */
+	int		   *waiter;
+} LgLockView;
+
+extern void lg_lock_view_take(LgLockView *v);
+extern int	lg_waiters_of(const LgLockView *v, int pid, int **out);
+extern int	lg_locks_held_by(const LgLockView *v, int pid);
+extern void lg_attach_blocking_with(LgSnapshot *snap, LgLockView *v);
+
 /* A decision made by one scan, as written to lambdaguard.history */
 typedef struct LgDecision
 {
@@ -289,18 +330,13 @@ typedef struct LgDecision
 	int			locks_held;
 	int			nblocked;
 	int		   *blocked_pids;
-	char	   *detail;
+	const char *detail;
+	const char *denied;			/* why the caller may not signal it, or NULL */
+	char		role[NAMEDATALEN];	/* names looked up when it was decided */
+	char		db[NAMEDATALEN];
 	TimestampTz at;
 	int64		id;				/* its lambdaguard.history row, 0 if none */
 } LgDecision;
-
-/* Who is scanning: the worker (as superuser) or a SQL caller */
-typedef enum LgScanMode
-{
-	LG_SCAN_WORKER,
-	LG_SCAN_PREVIEW,			/* scan(true): decide only */
-	LG_SCAN_ACT					/* scan(false): act with the caller's rights */
-} LgScanMode;
 
 /* The lambdaguard.roles list resolved to role OIDs in this transaction */
 typedef struct LgWatchFilter
@@ -317,29 +353,48 @@ extern bool lg_watch_match(const LgWatchFilter *filter, Oid userid,
 
 extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins);
 extern void lg_judge(LgSession *s, TimestampTz now);
-extern List *lg_scan(LgScanMode mode, TimestampTz *next_due, int *nseen,
-					 bool *braked);
 extern void lg_attach_blocking(LgSnapshot *snap);
-extern int64 lg_history_insert(LgDecision *d);
-extern void lg_history_update(LgDecision *d);
-extern void lg_log_decision(LgDecision *d);
+extern List *lg_decide(TimestampTz now, bool with_text, Oid caller,
+					   int exclude_pid, TimestampTz *next_due, int *nseen);
+extern LgAction lg_act(LgDecision *d);
+extern TimestampTz lg_episode_start(const LgSession *s);
+extern bool lg_session_alive(int index, int pid, TimestampTz backend_start);
+
+/* ----------
+ * The audit trail (lg_history.c).  Each write is its own transaction,
+ * committed before the signal it records; the caller has none open.
+ * ----------
+ */
 
 /* lambdaguard.history has this many columns; column 0 is its id */
 #define LG_HISTORY_NATTS 18
 extern void lg_history_values(LgDecision *d, Datum *values, bool *nulls);
+extern void lg_history_check_tupdesc(TupleDesc tupdesc, int *map);
 extern Oid	lg_history_relid(void);
-extern int	lg_purge_history(void);
+extern void lg_history_record(LgDecision *d, LgAction action, const char *detail);
+extern void lg_history_correct(LgDecision *d, LgAction action, const char *detail);
+extern void lg_history_purge(void);
+extern void lg_log_decision(LgDecision *d);
+extern List *lg_history_fetch(const int64 *ids, int nids);
+extern bool lg_history_writing;
+
+/* ----------
+ * Helpers shared with the views (lg_views.c)
+ * ----------
+ */
 extern Datum lg_inet_datum(const SockAddr *addr, bool *isnull);
 extern const char *lg_state_name(BackendState state);
 extern Datum lg_reasons_array(uint32 mask, bool *isnull);
 extern bool lg_may_read_query(Oid userid);
-extern void lg_worker_forget_acted(void);
 
 /* ----------
  * Background worker (lg_worker.c)
  * ----------
  */
 extern void lg_worker_register(void);
+extern Size lg_worker_shmem_size(void);
+extern void lg_worker_shmem_init(void);
+extern List *lg_worker_act_for(Oid caller);
 PGDLLEXPORT void lg_worker_main(Datum main_arg);
 
 #endif							/* PG_LAMBDAGUARD_H */

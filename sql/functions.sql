@@ -41,6 +41,8 @@ SELECT count(*) FROM lambdaguard.orphans;
 -- scan(): a preview writes nothing; NULL is an error, not an empty answer
 SELECT count(*) FROM lambdaguard.scan();
 SELECT count(*) FROM lambdaguard.scan(true);
+-- scan(false) is carried out by the worker, which records in
+-- lambdaguard.database (postgres), not in this database
 SELECT count(*) FROM lambdaguard.scan(false);
 SELECT * FROM lambdaguard.scan(NULL);
 SELECT count(*) FROM lambdaguard.history;

@@ -12,7 +12,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_lambdaguard');
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'"),
-	'1.0', 'CREATE EXTENSION works without preloading');
+	'1.1', 'CREATE EXTENSION works without preloading');
 
 foreach my $query (
 	'SELECT * FROM lambdaguard.sessions',

@@ -26,8 +26,8 @@ lg_install_debian() {
 	done
 	if [ -n "$missing" ]; then
 		lg_say "installing Debian packages:$missing"
-		lg_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		lg_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		lg_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 update -qq
+		lg_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
 			-o Dpkg::Options::=--force-confdef $missing >/dev/null
 	fi
 }

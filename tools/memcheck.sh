@@ -48,14 +48,13 @@
 #   LG_MEMCHECK_KEEP=1    keep the scratch directory (logs) afterwards
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+. "$here/tools/common.sh"
+PG_MAJOR=$LG_PG_MAJOR
+PG_BIN=$LG_PG_BIN
+PGXS_DIR=$(cd "$(dirname "$("$LG_PG_CONFIG" --pgxs)")/../.." && pwd)
 SUPP=$here/fuzz/valgrind.supp
 TAP_TIMEOUT=${LG_MEMCHECK_TAP_TIMEOUT:-900}
 SUITES=${LG_MEMCHECK_SUITES:-regress isolation tap}
-
-. "$here/tools/common.sh"
 say() { lg_say "$@"; }
 as_root() { lg_root "$@"; }
 as_server_user() {
@@ -63,7 +62,7 @@ as_server_user() {
 }
 
 # --- install what is missing -------------------------------------------------
-lg_install_debian "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" valgrind make gcc \
+lg_install_debian "postgresql-$LG_DEBIAN_MAJOR" "postgresql-server-dev-$LG_DEBIAN_MAJOR" valgrind make gcc \
 	libipc-run-perl perl util-linux coreutils
 
 # --- scratch copy, build, install ---------------------------------------------

@@ -34,12 +34,11 @@ if [ "$secs" -lt 5 ]; then
 fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PACKAGES="postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-server-dev-$PG_MAJOR \
-libipc-run-perl perl make gcc util-linux"
-
 . "$here/tools/common.sh"
+PG_MAJOR=$LG_PG_MAJOR
+PG_BIN=$LG_PG_BIN
+PACKAGES="postgresql-$LG_DEBIAN_MAJOR postgresql-client-$LG_DEBIAN_MAJOR postgresql-server-dev-$LG_DEBIAN_MAJOR \
+libipc-run-perl perl make gcc util-linux"
 say() { lg_say "$@"; }
 as_root() { lg_root "$@"; }
 as_server_user() {

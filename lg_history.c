@@ -1,0 +1,413 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_history.c
+ *		The audit trail: lambdaguard.history rows and the LOG line of each
+ *		decision.
+ *
+ * The rule this file keeps: a decision's row is committed before its
+ * signal.  lg_history_record() writes the row in a short transaction of its
+ * own and commits it; only then does lg_act() signal, and an outcome that
+ * differs from the row (skipped, failed) is written afterwards, again in a
+ * transaction of its own.  No error, cancel, shutdown or ROLLBACK that comes
+ * later can take back a row whose signal was sent.  The purge, too, runs in
+ * its own transaction.  After each commit the worker reports its table
+ * statistics, so that autovacuum sees the inserts and deletes (as
+ * worker_spi does).
+ *
+ * Rows are written through SPI as the owner of lambdaguard.history, with
+ * bound parameters, under the worker's fixed search_path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inet.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "pg_lambdaguard.h"
+#include "lg_compat.h"
+
+/* The column types of lambdaguard.history, in order (column 0 is its id) */
+static const Oid history_types[LG_HISTORY_NATTS] = {
+	INT8OID, TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
+	TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID
+};
+
+Oid
+lg_history_relid(void)
+{
+	Oid			nsp = get_namespace_oid("lambdaguard", true);
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid("history", nsp);
+}
+
+/*
+ * Raise a clear error if a row type is not lambdaguard.history as the
+ * extension created it (someone altered the table).  Dropped columns are
+ * passed over: map[i] gets the attribute index of history column i.
+ */
+void
+lg_history_check_tupdesc(TupleDesc tupdesc, int *map)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (n >= LG_HISTORY_NATTS)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("lambdaguard.history has more columns than pg_lambdaguard expects (%d)",
+							LG_HISTORY_NATTS),
+					 errdetail("Column \"%s\" was added after CREATE EXTENSION.",
+							   NameStr(att->attname)),
+					 errhint("Drop the column, or recreate the extension.")));
+		if (att->atttypid != history_types[n])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of lambdaguard.history is of type %s, pg_lambdaguard expects %s",
+							NameStr(att->attname), format_type_be(att->atttypid),
+							format_type_be(history_types[n])),
+					 errdetail("The table was altered after CREATE EXTENSION."),
+					 errhint("Undo the change, or recreate the extension.")));
+		if (map)
+			map[n] = i;
+		n++;
+	}
+	if (n != LG_HISTORY_NATTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("lambdaguard.history has %d columns, pg_lambdaguard expects %d",
+						n, LG_HISTORY_NATTS),
+				 errdetail("The table was altered after CREATE EXTENSION."),
+				 errhint("Undo the change, or recreate the extension.")));
+}
+
+/* The owner of lambdaguard.history */
+static Oid
+history_owner(void)
+{
+	Oid			relid = lg_history_relid();
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("pg_lambdaguard: lambdaguard.history does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Run one statement on the history through SPI as the owner of the table:
+ * a role granted EXECUTE on scan() gets its rows back without being able to
+ * read or write the history itself.  The caller has a transaction and an
+ * active snapshot; an error restores the user at transaction abort.
+ * Returns SPI_processed; the tuples stay in SPI_tuptable until SPI_finish,
+ * so "keep" copies them into the caller's memory context first.
+ */
+static uint64
+history_spi(const char *sql, int nargs, const Oid *argtypes, Datum *values,
+			const char *nulls, int expected, List **keep)
+{
+	int			ret;
+	uint64		n;
+	Oid			save_userid;
+	int			save_sec_context;
+	MemoryContext caller = CurrentMemoryContext;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(history_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "pg_lambdaguard: SPI_connect failed");
+	ret = SPI_execute_with_args(sql, nargs, (Oid *) argtypes, values, nulls,
+								false, 0);
+	if (ret != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_lambdaguard: could not use lambdaguard.history: %s",
+						SPI_result_code_string(ret))));
+	n = SPI_processed;
+	if (keep)
+	{
+		uint64		i;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		lg_history_check_tupdesc(SPI_tuptable->tupdesc, NULL);
+		for (i = 0; i < n; i++)
+		{
+			Datum	   *values_out = palloc(sizeof(Datum) * LG_HISTORY_NATTS);
+			bool	   *nulls_out = palloc(sizeof(bool) * LG_HISTORY_NATTS);
+			HeapTuple	tup = heap_copytuple(SPI_tuptable->vals[i]);
+
+			heap_deform_tuple(tup, SPI_tuptable->tupdesc, values_out, nulls_out);
+			*keep = lappend(*keep, values_out);
+			*keep = lappend(*keep, nulls_out);
+		}
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return n;
+}
+
+/*
+ * A short transaction of the worker's own around one write, committed at
+ * once; then the table statistics go to the cumulative statistics system.
+ */
+/* Is a write under way (for the worker's count of history errors)? */
+bool		lg_history_writing = false;
+
+static MemoryContext
+write_begin(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	lg_history_writing = true;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_lambdaguard: writing lambdaguard.history");
+	return caller;
+}
+
+static void
+write_end(MemoryContext caller)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(caller);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	lg_history_writing = false;
+}
+
+/*
+ * The lambdaguard.history row of a decision, id (column 0) left NULL.
+ */
+void
+lg_history_values(LgDecision *d, Datum *values, bool *nulls)
+{
+	LgSession  *s = &d->s;
+	const char *state = lg_state_name(s->state);
+	Datum	   *blocked;
+	int			i;
+
+	memset(nulls, false, sizeof(bool) * LG_HISTORY_NATTS);
+	nulls[0] = true;
+	values[1] = TimestampTzGetDatum(d->at);
+	values[2] = Int32GetDatum(s->pid);
+	values[3] = DirectFunctionCall1(namein, CStringGetDatum(d->role));
+	nulls[3] = (d->role[0] == '\0');
+	values[4] = DirectFunctionCall1(namein, CStringGetDatum(d->db));
+	nulls[4] = (d->db[0] == '\0');
+	values[5] = CStringGetTextDatum(s->appname ? s->appname : "");
+	values[6] = lg_inet_datum(&s->addr, &nulls[6]);
+	values[7] = TimestampTzGetDatum(s->backend_start);
+	values[8] = TimestampTzGetDatum(s->xact_start);
+	nulls[8] = (s->xact_start == 0);
+	values[9] = CStringGetTextDatum(state ? state : "unknown");
+	values[10] = TimestampTzGetDatum(lg_episode_start(s));
+	values[11] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+	values[12] = CStringGetTextDatum(lg_action_names[d->action]);
+	values[13] = Int32GetDatum(d->locks_held);
+	blocked = palloc(sizeof(Datum) * Max(d->nblocked, 1));
+	for (i = 0; i < d->nblocked; i++)
+		blocked[i] = Int32GetDatum(d->blocked_pids[i]);
+	values[14] = PointerGetDatum(construct_array(blocked, d->nblocked, INT4OID,
+												 sizeof(int32), true, TYPALIGN_INT));
+	/* whatever the settings: the decision read the session's slot */
+	values[15] = lg_reasons_array(s->has_pins ? s->pins.pin_mask : 0, &nulls[15]);
+	values[16] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
+	nulls[16] = (s->query == NULL);
+	values[17] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
+	nulls[17] = (d->detail == NULL);
+}
+
+/*
+ * Write and commit the decision's row with this action.  Called by the
+ * worker outside any transaction; on return the row is durable and visible.
+ */
+void
+lg_history_record(LgDecision *d, LgAction action, const char *detail)
+{
+	Datum		values[LG_HISTORY_NATTS];
+	bool		nulls[LG_HISTORY_NATTS];
+	char		spi_nulls[LG_HISTORY_NATTS - 1];
+	List	   *row = NIL;
+	MemoryContext caller;
+	int			i;
+
+	d->action = action;
+	d->detail = detail;
+	d->at = GetCurrentTimestamp();
+
+	caller = write_begin();
+	lg_history_values(d, values, nulls);
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
+	history_spi("INSERT INTO lambdaguard.history (at, pid, usename, datname, "
+				"application_name, client_addr, backend_start, xact_start, state, "
+				"state_since, verdict, action, locks_held, blocked_pids, pin_reasons, "
+				"query, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+				"$11, $12, $13, $14, $15, $16, $17) RETURNING *",
+				LG_HISTORY_NATTS - 1, history_types + 1, values + 1, spi_nulls,
+				SPI_OK_INSERT_RETURNING, &row);
+	d->id = DatumGetInt64(((Datum *) linitial(row))[0]);
+	write_end(caller);
+}
+
+/*
+ * The signal went otherwise than the committed row says: record the
+ * outcome, in a transaction of its own.
+ */
+void
+lg_history_correct(LgDecision *d, LgAction action, const char *detail)
+{
+	static const Oid argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	MemoryContext caller;
+
+	d->action = action;
+	d->detail = detail;
+	caller = write_begin();
+	values[0] = Int64GetDatum(d->id);
+	values[1] = CStringGetTextDatum(lg_action_names[action]);
+	values[2] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
+	if (detail == NULL)
+		nulls[2] = 'n';
+	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 "
+				"WHERE id OPERATOR(pg_catalog.=) $1",
+				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL);
+	write_end(caller);
+}
+
+/*
+ * Delete history older than lambdaguard.history_retention, in a transaction
+ * of its own.
+ */
+void
+lg_history_purge(void)
+{
+	static const Oid argtypes[1] = {INT4OID};
+	Datum		values[1];
+	MemoryContext caller;
+
+	if (lg_history_retention <= 0)
+		return;
+	caller = write_begin();
+	values[0] = Int32GetDatum(lg_history_retention);
+	history_spi("DELETE FROM lambdaguard.history "
+				"WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() "
+				"OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
+				1, argtypes, values, NULL, SPI_OK_DELETE, NULL);
+	write_end(caller);
+}
+
+/*
+ * The rows with these ids, in id order, read in the caller's transaction:
+ * a List of (Datum *values, bool *nulls) pairs.  scan(false) returns them.
+ */
+List *
+lg_history_fetch(const int64 *ids, int nids)
+{
+	static const Oid argtypes[1] = {INT8ARRAYOID};
+	Datum	   *elems = palloc(sizeof(Datum) * Max(nids, 1));
+	Datum		values[1];
+	List	   *rows = NIL;
+	int			i;
+
+	if (nids == 0)
+		return NIL;
+	for (i = 0; i < nids; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, nids, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	history_spi("SELECT * FROM lambdaguard.history "
+				"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id",
+				1, argtypes, values, NULL, SPI_OK_SELECT, &rows);
+	return rows;
+}
+
+static char *
+addr_text(const SockAddr *addr)
+{
+	bool		isnull;
+	Datum		d = lg_inet_datum(addr, &isnull);
+
+	if (isnull)
+		return ((const struct sockaddr *) &addr->addr)->sa_family == AF_UNIX ?
+			"local" : "unknown";
+	return DatumGetCString(DirectFunctionCall1(inet_out, d));
+}
+
+/*
+ * One LOG line per decision, naming who, what and why.
+ */
+void
+lg_log_decision(LgDecision *d)
+{
+	LgSession  *s = &d->s;
+	double		secs = (double) (d->at - lg_episode_start(s)) / 1000000.0;
+	const char *what;
+
+	switch (d->action)
+	{
+		case LG_ACTION_TERMINATE:
+			what = "terminated";
+			break;
+		case LG_ACTION_CANCEL:
+			what = "cancelled the statement of";
+			break;
+		case LG_ACTION_DRY_RUN:
+			what = "would signal (dry run)";
+			break;
+		case LG_ACTION_SKIPPED:
+			what = "skipped";
+			break;
+		default:
+			what = "failed to signal";
+			break;
+	}
+
+	ereport(LOG,
+			(errmsg("pg_lambdaguard: %s pid %d (role %s, database %s, application \"%s\", client %s): verdict %s, %s for %.3f s, %d locks held, %d sessions blocked%s%s",
+					what, s->pid, d->role[0] ? d->role : "?", d->db[0] ? d->db : "?",
+					s->appname ? s->appname : "", addr_text(&s->addr),
+					lg_verdict_names[s->verdict],
+					lg_state_name(s->state) ? lg_state_name(s->state) : "unknown", secs,
+					d->locks_held, d->nblocked,
+					d->detail ? ": " : "", d->detail ? d->detail : "")));
+
+	lg_count_action(s->verdict, d->action);
+}
