@@ -55,9 +55,11 @@
 /*
  * The source and value a parameter will have once the current transaction
  * ends, from its stack of saved values (see AtEOXact_GUC): on abort every
- * stacked level is undone; on commit the value of the newest plain SET (or
- * RESET) stays, SET LOCAL is undone.  Function SET clauses (GUC_SAVE) are
- * undone before any moment this is called.
+ * stacked level is undone; on commit the newest plain SET (or RESET) stays,
+ * and SET LOCAL is undone.  When a SET LOCAL sits above a SET, committing
+ * restores the "masked" value, and PostgreSQL then gives it source session
+ * even if it came from a RESET; so do we.  Function SET clauses
+ * (GUC_SAVE) are undone before any moment this is called.
  */
 static GucSource
 final_source(struct config_generic *g, bool at_abort, union config_var_val *val,
@@ -65,6 +67,7 @@ final_source(struct config_generic *g, bool at_abort, union config_var_val *val,
 {
 	GucStack   *st = g->stack;
 	GucSource	src = g->source;
+	bool		local_above = false;
 
 	*from_stack = false;
 	if (st == NULL)
@@ -82,14 +85,16 @@ final_source(struct config_generic *g, bool at_abort, union config_var_val *val,
 		switch (st->state)
 		{
 			case GUC_SET:
-				return src;
+				return local_above ? PGC_S_SESSION : src;
 			case GUC_SET_LOCAL:
-				*val = st->masked.val;
+				if (!local_above)
+					*val = st->masked.val;
 				return PGC_S_SESSION;
 			case GUC_SAVE:
 			case GUC_LOCAL:
 				*val = st->prior.val;
 				src = st->source;
+				local_above = true;
 				break;
 		}
 	}

@@ -122,6 +122,23 @@ RESET ALL;
 SELECT * FROM agree;
 RESET SESSION AUTHORIZATION;
 SELECT * FROM agree;
+-- parameters as they are once the transaction ends: SET LOCAL is undone,
+-- but above a RESET it leaves the reset value with source session
+BEGIN;
+SET work_mem = '3MB';
+SET LOCAL statement_timeout = '9s';
+SELECT * FROM agree;
+ROLLBACK;
+SELECT * FROM agree;
+BEGIN;
+RESET work_mem;
+SAVEPOINT s;
+SET work_mem = '1MB';
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL work_mem = '2MB';
+COMMIT;
+SELECT * FROM agree;
+RESET work_mem;
 
 --
 -- 3. Changes no hook sees: PL/pgSQL simple expressions, inlined SQL
