@@ -222,12 +222,14 @@ SELECT * FROM agree;
 SELECT reason, hidden FROM my_events;
 -- parallel workers record nothing; the statement is counted once, here
 SELECT lambdaguard.reset();
-SET force_parallel_mode = on;
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS parallel_guc \gset
+SET :parallel_guc = on;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SELECT format('SELECT count(*) FROM m WHERE v <> %L', repeat('y', 17000)) AS bigq \gset
 :bigq;
-RESET force_parallel_mode;
+RESET :parallel_guc;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 SELECT reason, count(*) FROM lambdaguard.pinning_events
