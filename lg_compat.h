@@ -103,4 +103,11 @@
 #define lg_guc_variables(n)		(*(n) = GetNumConfigOptions(), get_guc_variables())
 #endif
 
+/* 19: the typed part of a GUC variable is a union inside config_generic */
+#if PG_VERSION_NUM >= 190000
+#define LG_GUC_VAR(g, type)		(&(g)->_##type)
+#else
+#define LG_GUC_VAR(g, type)		((struct config_##type *) (g))
+#endif
+
 #endif							/* LG_COMPAT_H */

@@ -110,19 +110,19 @@ current_value(struct config_generic *g)
 	switch (g->vartype)
 	{
 		case PGC_BOOL:
-			v.boolval = *((struct config_bool *) g)->variable;
+			v.boolval = *LG_GUC_VAR(g, bool)->variable;
 			break;
 		case PGC_INT:
-			v.intval = *((struct config_int *) g)->variable;
+			v.intval = *LG_GUC_VAR(g, int)->variable;
 			break;
 		case PGC_REAL:
-			v.realval = *((struct config_real *) g)->variable;
+			v.realval = *LG_GUC_VAR(g, real)->variable;
 			break;
 		case PGC_STRING:
-			v.stringval = *((struct config_string *) g)->variable;
+			v.stringval = *LG_GUC_VAR(g, string)->variable;
 			break;
 		case PGC_ENUM:
-			v.enumval = *((struct config_enum *) g)->variable;
+			v.enumval = *LG_GUC_VAR(g, enum)->variable;
 			break;
 	}
 	return v;
