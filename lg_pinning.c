@@ -98,11 +98,11 @@ check_statement(const char *text, int location, int len, size_t length,
 	{
 		lg_set_dirty(BIT(PROTOCOL_PREPARED_STATEMENT), true);
 		lg_record_event(LG_REASON_PROTOCOL_PREPARED_STATEMENT, false, text,
-					 location, len, queryid);
+						location, len, queryid);
 	}
 	if (length > LG_STATEMENT_TOO_LARGE)
 		lg_record_event(LG_REASON_STATEMENT_TOO_LARGE, false, text, location,
-					 len, queryid);
+						len, queryid);
 }
 
 /* ----------
@@ -153,7 +153,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	for (r = 0; r < LG_NUM_REASONS; r++)
 		if (calls.reasons & LG_REASON_BIT(r))
 			lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
-						 text, location, pstmt->stmt_len, pstmt->queryId);
+							text, location, pstmt->stmt_len, pstmt->queryId);
 	if (calls.set_config)
 	{
 		lg_stmt_touched |= LG_STATE_GUC;
@@ -232,7 +232,7 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 
 	if (e->reason >= 0)
 		lg_record_event((LgReason) e->reason, hidden, queryString,
-					 pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
+						pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
 	if (e->state == LG_STATE_GUC)
 		lg_read_param(e->name);
 	if (e->state == LG_STATE_PREPARED || (e->clears & LG_STATE_PREPARED))

@@ -37,7 +37,7 @@
 /* This session's pinning state */
 static uint32 pin_mask = 0;		/* sticky: visible reasons */
 static uint32 event_mask = 0;	/* reasons with any event, for the stats */
-uint32 lg_dirty_mask = 0;	/* state present now */
+uint32		lg_dirty_mask = 0;	/* state present now */
 static TimestampTz pinned_since = 0;
 static uint32 published_dirty = 0;
 static uint32 published_pins = 0;
@@ -45,22 +45,22 @@ static uint32 published_pins = 0;
 /* Parameters: which of set / set_config put them there, and their print */
 static uint32 param_kinds = 0;
 static uint64 guc_print = 0;
-bool lg_guc_known = false;	/* the last read saw every set parameter */
+bool		lg_guc_known = false;	/* the last read saw every set parameter */
 
 /* The statement the client sent, while it runs */
 static uint32 stmt_events = 0;	/* reasons it recorded an event of */
-uint32 lg_stmt_touched = 0; /* LG_STATE_* to read at its end */
-bool lg_fn_ran = false;		/* a non-built-in function was looked up */
+uint32		lg_stmt_touched = 0;	/* LG_STATE_* to read at its end */
+bool		lg_fn_ran = false;	/* a C function was looked up */
 
 /* The transaction */
-uint32 lg_xact_touched = 0; /* LG_STATE_* to read at its end */
+uint32		lg_xact_touched = 0;	/* LG_STATE_* to read at its end */
 static uint32 xact_events = 0;	/* reasons it recorded an event of */
 static uint32 pending_read = 0; /* LG_STATE_* to read at the next statement */
 #define LG_MAX_ON_COMMIT_DROP 32
 static Oid	on_commit_drop[LG_MAX_ON_COMMIT_DROP];
 static int	n_on_commit_drop = 0;
 
-bool lg_xact_names = false; /* cursors or channels changed in it */
+bool		lg_xact_names = false;	/* cursors or channels changed in it */
 static uint32 temp_at_start = 0;	/* temp bits before its first change */
 
 static bool callbacks_registered = false;
@@ -118,7 +118,7 @@ lg_set_dirty(uint32 bits, bool on)
  */
 void
 lg_record_event(LgReason reason, bool hidden, const char *text, int location,
-			 int len, uint64 queryid)
+				int len, uint64 queryid)
 {
 	uint32		bit = LG_REASON_BIT(reason);
 	bool		first = (event_mask & bit) == 0;
