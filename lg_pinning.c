@@ -56,7 +56,6 @@
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
-static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
@@ -205,16 +204,9 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 		lg_nesting_level = saved;
 	}
 	PG_END_TRY();
-}
 
-static void
-lg_ExecutorEnd(QueryDesc *queryDesc)
-{
-	if (prev_ExecutorEnd)
-		prev_ExecutorEnd(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
-	if (lg_nesting_level == 0 && lg_tracking())
+	/* ExecutorEnd follows at once: the statement the client sent is done */
+	if (saved == 0 && lg_tracking())
 		lg_statement_end();
 }
 
@@ -365,8 +357,6 @@ lg_pinning_install_hooks(void)
 	ExecutorRun_hook = lg_ExecutorRun;
 	prev_ExecutorFinish = ExecutorFinish_hook;
 	ExecutorFinish_hook = lg_ExecutorFinish;
-	prev_ExecutorEnd = ExecutorEnd_hook;
-	ExecutorEnd_hook = lg_ExecutorEnd;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = lg_ProcessUtility;
 	prev_needs_fmgr = needs_fmgr_hook;

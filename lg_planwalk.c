@@ -64,6 +64,9 @@ lg_text_names_functions(const char *text, size_t len)
 	const char *p;
 	uint32		mask = 0;
 
+	/* each is called: no parenthesis, no call */
+	if (memchr(text, '(', len) == NULL)
+		return 0;
 	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
 		mask |= v_of_function_name(text, p, end);
 	for (p = text; (p = memchr(p, 'V', end - p)) != NULL; p++)

@@ -283,17 +283,11 @@ read_names(void)
  * parameters if it ran a function that is not built in (a change found only
  * so is a hidden event of the statement).
  */
-void
-lg_statement_end(void)
+static pg_noinline void
+statement_end_read(void)
 {
 	uint32		touched = lg_stmt_touched | pending_read;
 
-	if (touched == 0 && !lg_fn_ran)
-	{
-		stmt_events = 0;
-		lg_publish(NULL);
-		return;
-	}
 	if (lg_fn_ran)
 	{
 		touched |= LG_STATE_GUC;
@@ -316,6 +310,19 @@ lg_statement_end(void)
 	stmt_events = 0;
 	lg_fn_ran = false;
 	lg_publish(NULL);
+}
+
+void
+lg_statement_end(void)
+{
+	if (lg_stmt_touched | pending_read | lg_fn_ran)
+		statement_end_read();
+	else
+	{
+		stmt_events = 0;
+		if (lg_dirty_mask != published_dirty)
+			lg_publish(NULL);
+	}
 }
 
 /*
@@ -344,14 +351,11 @@ lg_statement_begin(void)
  * Transaction end
  * ----------
  */
-static void
-lg_xact_callback(XactEvent event, void *arg)
+static pg_noinline void
+xact_end(XactEvent event)
 {
 	bool		commit;
 
-	/* nothing this transaction did can have changed session state */
-	if (lg_xact_touched == 0 && lg_stmt_touched == 0 && !lg_fn_ran && !lg_xact_names)
-		return;
 	if (!lg_tracking())
 		return;
 	switch (event)
@@ -402,6 +406,14 @@ lg_xact_callback(XactEvent event, void *arg)
 }
 
 static void
+lg_xact_callback(XactEvent event, void *arg)
+{
+	/* nothing this transaction did can have changed session state */
+	if (lg_xact_touched | lg_stmt_touched | lg_fn_ran | lg_xact_names)
+		xact_end(event);
+}
+
+static void
 lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
@@ -432,17 +444,9 @@ lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * left are the session's own: count them, if advisory functions (or code
  * that could call them) ran.
  */
-static void
-lg_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
-					void *arg)
+static pg_noinline void
+advisory_recount(bool isCommit)
 {
-	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
-		return;
-	if (!(lg_xact_touched & LG_STATE_ADVISORY) || !lg_tracking())
-	{
-		xact_events = 0;
-		return;
-	}
 	lg_xact_touched &= ~LG_STATE_ADVISORY;
 	if (lg_session_advisory_locks() > 0)
 	{
@@ -454,6 +458,18 @@ lg_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 		lg_dirty_mask &= ~BIT(ADVISORY_LOCK);
 	xact_events = 0;
 	lg_publish(NULL);
+}
+
+static void
+lg_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
+					void *arg)
+{
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+		return;
+	if ((lg_xact_touched & LG_STATE_ADVISORY) && lg_tracking())
+		advisory_recount(isCommit);
+	else
+		xact_events = 0;
 }
 
 /* An ON COMMIT DROP temporary table: not state after the commit */

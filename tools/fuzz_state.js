@@ -301,6 +301,7 @@ async function play(steps, observer, report) {
 	const pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
 	const names = new Map();
 	const usedNames = new Set();
+	const triedNames = new Set();
 	let seen = (await observer.query('SELECT count(*)::int AS n FROM lambdaguard.pinning_events WHERE pid = $1', [pid])).rows[0].n;
 	let result = null;
 	try {
@@ -310,13 +311,16 @@ async function play(steps, observer, report) {
 			const parsed = [];
 			for (const a of step) {
 				a.error = undefined;
-				// a name counts as parsed once a run of it succeeded
+				// a name counts as parsed once a run of it succeeded; after a
+				// failed run it may or may not have been parsed
 				const wasNew = a.wrap === 'named' && !usedNames.has(textOf(a));
+				const triedBefore = a.wrap === 'named' && triedNames.has(textOf(a));
 				ran.push(await run(c, a, names));
 				if (a.wrap === 'named') {
 					if (ran[ran.length - 1]) usedNames.add(textOf(a));
+					triedNames.add(textOf(a));
 					// a first run that failed may have failed before or after Parse
-					parsed.push(wasNew ? (ran[ran.length - 1] ? 'first-ok' : 'first') : null);
+					parsed.push(wasNew ? (ran[ran.length - 1] && !triedBefore ? 'first-ok' : 'first') : null);
 				} else parsed.push(null);
 			}
 			// the session is idle now: compare
