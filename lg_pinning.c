@@ -85,9 +85,9 @@ statement_length(const char *text, int location, int len)
 	return len > 0 ? (size_t) len : strlen(text + Max(location, 0));
 }
 
-static void
-check_statement(const char *text, int location, int len, size_t length,
-				uint64 queryid)
+static pg_noinline void
+check_statement_slow(const char *text, int location, int len, size_t length,
+					 uint64 queryid)
 {
 	Portal		portal = ActivePortal;
 
@@ -104,10 +104,50 @@ check_statement(const char *text, int location, int len, size_t length,
 						len, queryid);
 }
 
+static inline void
+check_statement(const char *text, int location, int len, size_t length,
+				uint64 queryid)
+{
+	Portal		portal = ActivePortal;
+
+	if ((portal != NULL && portal->prepStmtName != NULL &&
+		 portal->prepStmtName[0] != '\0') || length > LG_STATEMENT_TOO_LARGE)
+		check_statement_slow(text, location, len, length, queryid);
+}
+
 /* ----------
  * Executor hooks
  * ----------
  */
+/*
+ * The events of the function calls in a plan about to run (a call found
+ * in the plan whose name the text does not show came from an inlined
+ * function: hidden).
+ */
+static pg_noinline void
+plan_events(PlannedStmt *pstmt, const char *text, int location, uint32 named,
+			bool hidden)
+{
+	LgPlanCalls calls;
+	int			r;
+
+	lg_plan_calls(pstmt, &calls);
+	for (r = 0; r < LG_NUM_REASONS; r++)
+		if (calls.reasons & LG_REASON_BIT(r))
+			lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
+							text, location, pstmt->stmt_len, pstmt->queryId);
+	if (calls.set_config)
+	{
+		lg_stmt_touched |= LG_STATE_GUC;
+		lg_guc_known = false;
+	}
+	if (calls.sequence)
+		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
+	if (calls.advisory)
+		lg_xact_touched |= LG_STATE_ADVISORY;
+	lg_publish(NULL);
+}
+
 static void
 lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -118,8 +158,6 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	int			location;
 	size_t		len;
 	uint32		named;
-	LgPlanCalls calls;
-	int			r;
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -148,21 +186,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		return;
 	}
 
-	lg_plan_calls(pstmt, &calls);
-	for (r = 0; r < LG_NUM_REASONS; r++)
-		if (calls.reasons & LG_REASON_BIT(r))
-			lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
-							text, location, pstmt->stmt_len, pstmt->queryId);
-	if (calls.set_config)
-	{
-		lg_stmt_touched |= LG_STATE_GUC;
-		lg_guc_known = false;
-	}
-	if (calls.sequence)
-		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
-	if (calls.advisory)
-		lg_xact_touched |= LG_STATE_ADVISORY;
-	lg_publish(NULL);
+	plan_events(pstmt, text, location, named, hidden);
 }
 
 static void
