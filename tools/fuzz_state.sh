@@ -23,11 +23,16 @@ esac
 [ -f "$here/tools/fuzz_state.js" ] || { echo "run from the root of the pg_lambdaguard tree" >&2; exit 2; }
 
 . "$here/tools/common.sh"
+fail() { echo "$*" >&2; echo "fuzz_state: 0 passed, 1 failed"; exit 1; }
 
 command -v node >/dev/null && command -v npm >/dev/null || lg_install_debian nodejs npm
 "$LG_PG_BIN/postgres" --version >/dev/null
-[ -f "$("$LG_PG_CONFIG" --pkglibdir)/pg_lambdaguard.so" ] || {
-	echo "pg_lambdaguard is not installed for $LG_PG_CONFIG" >&2; exit 1; }
+[ -f "$("$LG_PG_CONFIG" --pkglibdir)/pg_lambdaguard.so" ] ||
+	fail "pg_lambdaguard is not installed for $LG_PG_CONFIG"
+command -v node >/dev/null || fail "node not found"
+[ "$(node -e 'console.log(process.versions.node.split(".")[0])')" -ge 18 ] ||
+	fail "Node.js 18 or later is needed"
+
 
 tmp=$(mktemp -d /tmp/lg_fuzz_state.XXXXXX)
 chmod 755 "$tmp"
@@ -44,19 +49,20 @@ lg_say "node-postgres from test/e2e/package-lock.json"
 mkdir -p "$tmp/npm"
 cp "$here/test/e2e/package.json" "$here/test/e2e/package-lock.json" "$tmp/npm/"
 (cd "$tmp/npm" && npm_config_cache="$tmp/npm-cache" npm ci --omit=dev --no-audit --no-fund >"$tmp/npm.log" 2>&1) ||
-	{ cat "$tmp/npm.log" >&2; echo "npm ci failed" >&2; exit 1; }
+	{ cat "$tmp/npm.log" >&2; fail "npm ci failed"; }
 
 port=
 for p in $(seq 55432 55532); do
 	if ! ss -ltn | awk '{print $4}' | grep -q ":$p\$"; then port=$p; break; fi
 done
-[ -n "$port" ] || { echo "no free port" >&2; exit 1; }
+[ -n "$port" ] || fail "no free port"
+
 
 lg_say "throwaway cluster on 127.0.0.1:$port (PostgreSQL $LG_PG_MAJOR)"
 mkdir -p "$data"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$tmp"
 lg_as_server_user "$LG_PG_BIN/initdb" -D "$data" -A trust -U "$(lg_server_user)" >"$tmp/initdb.log" 2>&1 ||
-	{ cat "$tmp/initdb.log" >&2; exit 1; }
+	{ cat "$tmp/initdb.log" >&2; fail "initdb failed"; }
 cat >>"$data/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
 port = $port
@@ -65,7 +71,8 @@ shared_preload_libraries = 'pg_lambdaguard'
 lambdaguard.max_events = 100000
 max_connections = 20
 EOF
-pgctl -D "$data" -l "$tmp/server.log" -w start >/dev/null
+pgctl -D "$data" -l "$tmp/server.log" -w start >/dev/null ||
+	{ cat "$tmp/server.log" >&2; fail "the server did not start"; }
 
 lg_say "fuzzing for ${seconds}s, seed $seed"
 set +e
