@@ -242,7 +242,7 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 /* Apply the effect of a utility statement that succeeded */
 static void
 apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
-			  const char *queryString)
+			  const char *queryString, QueryCompletion *qc)
 {
 	uint32		kinds = e->state | e->clears;
 
@@ -260,6 +260,9 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 	if (e->state == LG_STATE_LISTEN || (e->clears & LG_STATE_LISTEN))
 		lg_names_listen(e->name,
 						e->state == LG_STATE_LISTEN ? e->op : LG_OP_CLEAR);
+	if (e->copy_from && qc && qc->nprocessed > 0 &&
+		lg_copy_sets_sequence((CopyStmt *) pstmt->utilityStmt))
+		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
 	if (e->state == LG_STATE_LOAD)
 		lg_set_dirty(BIT(LOAD), true);
 	if (kinds & LG_STATE_SEQUENCE)
@@ -326,7 +329,7 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (tracking)
 	{
-		apply_utility(&effect, !top, pstmt, queryString);
+		apply_utility(&effect, !top, pstmt, queryString, qc);
 		if (top)
 			lg_statement_end();
 		else

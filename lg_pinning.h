@@ -55,6 +55,7 @@ typedef struct LgUtilityEffect
 	RangeVar   *rel;			/* the temp table ON COMMIT DROP */
 	bool		own_query;		/* runs its own query through the executor */
 	bool		runs_code;		/* DO, CALL: code inside is hidden */
+	bool		copy_from;		/* COPY table FROM: defaults may call nextval */
 } LgUtilityEffect;
 
 /* lg_utility.c */
@@ -74,6 +75,7 @@ extern uint32 lg_text_names_functions(const char *text, size_t len);
 extern bool lg_plan_has_user_functions(PlannedStmt *pstmt);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
+extern bool lg_copy_sets_sequence(CopyStmt *stmt);
 extern void lg_expr_calls(Node *expr, LgPlanCalls *calls);
 
 /* lg_pinning.c: the hooks */

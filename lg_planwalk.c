@@ -23,11 +23,16 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/syscache.h"
 
 #include "lg_pinning.h"
@@ -345,4 +350,49 @@ lg_plan_sets_sequence(PlannedStmt *pstmt)
 			(void) call_walker((Node *) ((ValuesScan *) sub)->values_lists, &calls);
 	}
 	return calls.sequence;
+}
+
+/*
+ * Did a COPY FROM (of at least one row) fill a column from a sequence: an
+ * identity column, or a default that calls nextval, not given in the
+ * column list?  COPY evaluates defaults without the executor's plan.
+ */
+bool
+lg_copy_sets_sequence(CopyStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Relation	rel;
+	TupleDesc	desc;
+	bool		found = false;
+	int			i;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = relation_open(relid, NoLock);	/* COPY still holds its lock */
+	desc = RelationGetDescr(rel);
+	for (i = 0; i < desc->natts && !found; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ListCell   *lc;
+		bool		listed = false;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		foreach(lc, stmt->attlist)
+			listed |= (strcmp(strVal(lfirst(lc)), NameStr(att->attname)) == 0);
+		if (listed)
+			continue;
+		if (att->attidentity)
+			found = true;
+		else if (att->atthasdef)
+		{
+			LgPlanCalls calls;
+
+			memset(&calls, 0, sizeof(calls));
+			(void) call_walker(build_column_default(rel, i + 1), &calls);
+			found = calls.sequence;
+		}
+	}
+	relation_close(rel, NoLock);
+	return found;
 }

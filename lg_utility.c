@@ -40,7 +40,8 @@ typedef enum LgVariant
 	V_DISCARD_PLANS,
 	V_DISCARD_SEQUENCES,
 	V_DISCARD_TEMP,
-	V_COPY_QUERY				/* COPY (query) TO */
+	V_COPY_QUERY,				/* COPY (query) TO */
+	V_COPY_FROM					/* COPY table FROM: column defaults */
 } LgVariant;
 
 typedef struct LgEffectRow
@@ -93,6 +94,7 @@ static const LgEffectRow effects[] = {
 	{T_LoadStmt, V_ANY, R(LOAD), LG_STATE_LOAD, LG_OP_ADD, 0, false, false},
 	{T_ExplainStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, true, false},
 	{T_CopyStmt, V_COPY_QUERY, NO_REASON, 0, LG_OP_NONE, 0, true, false},
+	{T_CopyStmt, V_COPY_FROM, NO_REASON, 0, LG_OP_NONE, 0, false, false},
 	{T_RefreshMatViewStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, true, false},
 	{T_DoStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, false, true},
 	{T_CallStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, false, true},
@@ -208,7 +210,14 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 			e->name = ((UnlistenStmt *) parsetree)->conditionname;
 			return e->name ? V_ONE : V_ALL;
 		case T_CopyStmt:
-			return ((CopyStmt *) parsetree)->query ? V_COPY_QUERY : V_NONE;
+			{
+				CopyStmt   *stmt = (CopyStmt *) parsetree;
+
+				if (stmt->query)
+					return V_COPY_QUERY;
+				e->copy_from = stmt->is_from && stmt->relation != NULL;
+				return e->copy_from ? V_COPY_FROM : V_NONE;
+			}
 		case T_ExecuteStmt:
 		case T_DropStmt:
 		case T_DropOwnedStmt:

@@ -281,6 +281,15 @@ SELECT currval('s1') AS currval, * FROM seq_dirty;
 DISCARD ALL;
 SELECT * FROM seq_dirty;
 SELECT lastval();
+-- COPY fills defaults without a plan: a serial column not given
+COPY serial_t (id, v) FROM STDIN;
+100	6
+\.
+SELECT * FROM seq_dirty;
+COPY serial_t (v) FROM STDIN;
+7
+\.
+SELECT currval('serial_t_id_seq') > 0 AS currval_answers, * FROM seq_dirty;
 
 --
 -- 7. Changes inside functions are dirty and hidden, not pin_reasons
