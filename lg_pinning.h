@@ -3,8 +3,9 @@
  * lg_pinning.h
  *		Declarations shared by the pinning files: the hooks (lg_pinning.c),
  *		the table of utility statement effects (lg_utility.c), the plan
- *		walker (lg_planwalk.c) and the reader of the session's real state
- *		(lg_session_state.c).
+ *		walker (lg_planwalk.c), the PL/pgSQL plugin (lg_plpgsql.c), the
+ *		session's events and dirty state (lg_session.c), and the readers of
+ *		the session's real state (lg_session_state.c, lg_names.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -121,7 +122,7 @@ extern int	lg_temp_relations(int *tables, int *sequences, int *views,
 							  const Oid *ignore, int nignore);
 extern bool lg_temp_namespace_used(void);
 
-/* lg_session_state.c: named objects PostgreSQL keeps out of reach */
+/* lg_names.c: named objects PostgreSQL keeps out of reach */
 extern void lg_names_prepared(const char *name, bool from_sql, LgEffectOp op);
 extern bool lg_protocol_statement_is_new(const char *name);
 extern void lg_names_verify_prepared(void);
