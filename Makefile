@@ -5,9 +5,15 @@ OBJS = \
 	lg_history.o \
 	lg_locks.o \
 	lg_match.o \
+	lg_names.o \
 	lg_orphan.o \
 	lg_pinning.o \
+	lg_planwalk.o \
+	lg_plpgsql.o \
+	lg_session.o \
+	lg_session_state.o \
 	lg_state.o \
+	lg_utility.o \
 	lg_views.o \
 	lg_worker.o
 
@@ -16,7 +22,7 @@ DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql
 PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless clients"
 
 # pg_regress and isolation tests start their own preloaded server
-REGRESS = settings functions pinning privileges
+REGRESS = settings functions pinning pinning_state privileges
 REGRESS_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check
 ISOLATION = session_state
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check_iso
@@ -26,4 +32,4 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h
+$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h lg_pinning.h

@@ -96,4 +96,18 @@
 #define lg_guc_alloc_fn(size)	malloc(size)
 #endif
 
+/* 16: get_guc_variables() returns its length */
+#if PG_VERSION_NUM >= 160000
+#define lg_guc_variables(n)		get_guc_variables(n)
+#else
+#define lg_guc_variables(n)		(*(n) = GetNumConfigOptions(), get_guc_variables())
+#endif
+
+/* 19: the typed part of a GUC variable is a union inside config_generic */
+#if PG_VERSION_NUM >= 190000
+#define LG_GUC_VAR(g, type)		(&(g)->_##type)
+#else
+#define LG_GUC_VAR(g, type)		((struct config_##type *) (g))
+#endif
+
 #endif							/* LG_COMPAT_H */

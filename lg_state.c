@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -347,9 +348,9 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 	if (stmt_len < 0)
 		stmt_len = 0;
 	if ((Size) stmt_len > text_max)
-		stmt_len = (int) text_max;
+		stmt_len = pg_mbcliplen(statement, stmt_len, (int) text_max);
 	if (app_len > lg->arena_size / 4)
-		app_len = lg->arena_size / 4;
+		app_len = pg_mbcliplen(appname, app_len, (int) (lg->arena_size / 4));
 
 	memset(addr, 0, sizeof(addr));
 	if (MyBEEntry)
@@ -402,11 +403,14 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 		{
 			stat->events = 0;
 			stat->sessions = 0;
+			stat->hidden_events = 0;
 		}
 	}
 	if (stat)
 	{
 		stat->events++;
+		if (hidden)
+			stat->hidden_events++;
 		if (new_for_session)
 			stat->sessions++;
 		stat->last_seen = now;

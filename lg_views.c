@@ -433,8 +433,8 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[6];
-		bool		nulls[6];
+		Datum		values[7];
+		bool		nulls[7];
 
 		memset(nulls, false, sizeof(nulls));
 		values[0] = name_datum(GetUserNameFromId(stats[i].key.userid, true), &nulls[0]);
@@ -443,6 +443,8 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(stats[i].events);
 		values[4] = Int64GetDatum(stats[i].sessions);
 		values[5] = TimestampTzGetDatum(stats[i].last_seen);
+		/* 1.1's pinning_stat_rows() has hidden_events; 1.0's stat_rows() not */
+		values[6] = Int64GetDatum(stats[i].hidden_events);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -43,6 +43,24 @@ GRANT EXECUTE ON FUNCTION lambdaguard.session_rows(), lambdaguard.event_rows(),
 ------------------------------------------------------------------------------
 -- Pinning
 ------------------------------------------------------------------------------
+-- pinning_stats gains hidden_events: the events made inside a function,
+-- procedure or DO block (which no proxy sees).  stat_rows() keeps its 1.0
+-- columns for what is built on it.
+CREATE FUNCTION lambdaguard.pinning_stat_rows(
+    OUT usename name, OUT datname name, OUT reason text, OUT events bigint,
+    OUT sessions bigint, OUT last_seen timestamptz, OUT hidden_events bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lg_pinning_stats'
+LANGUAGE C STRICT VOLATILE;
+-- as for the other functions behind views: it checks its caller may read
+-- a view built on it
+GRANT EXECUTE ON FUNCTION lambdaguard.pinning_stat_rows() TO PUBLIC;
+
+CREATE OR REPLACE VIEW lambdaguard.pinning_stats AS
+    SELECT * FROM lambdaguard.pinning_stat_rows();
+COMMENT ON VIEW lambdaguard.pinning_stats IS
+    'Pinning events (of which hidden_events inside functions) and sessions per role, database and reason since the last reset()';
+
 
 ------------------------------------------------------------------------------
 -- Metrics

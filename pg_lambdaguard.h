@@ -211,6 +211,7 @@ typedef struct LgStat
 	int64		events;
 	int64		sessions;
 	TimestampTz last_seen;
+	int64		hidden_events;	/* of events, made inside a function */
 } LgStat;
 
 /* The worker's figures (lambdaguard.worker), updated by the worker only */

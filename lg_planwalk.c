@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_planwalk.c
+ *		Find the calls of set_config, the sequence functions and the advisory
+ *		lock functions in a plan about to run.
+ *
+ * Built-in functions never reach needs_fmgr_hook, so the plan is searched
+ * for their FuncExprs instead.  The search is the expensive part of the
+ * pinning hooks and runs only where it can find something:
+ *
+ *	- the statement text names one of the functions (a memchr pass over the
+ *	  text: no allocation), or
+ *	- the plan depends on a user-defined function (pstmt->invalItems holds a
+ *	  PROCOID item), which is how an inlined SQL function shows.
+ *
+ * A call found in the plan whose function the text does not name came from
+ * an inlined function: lg_pinning.c reports it as hidden.  Column defaults
+ * (nextval of a serial column, an identity column) set sequence state but
+ * are not a reason; lg_plan_sets_sequence() looks for them in the few
+ * expressions an INSERT, UPDATE or MERGE evaluates for its target.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "lg_pinning.h"
+#include "lg_compat.h"
+
+/* Does a sequence or advisory function's name have its 'v' at p? */
+static inline uint32
+v_of_function_name(const char *text, const char *p, const char *end)
+{
+	/* nextval, currval, lastval, setval */
+	if (end - p >= 3 && (p[1] | 0x20) == 'a' && (p[2] | 0x20) == 'l')
+	{
+		if (p - text >= 4 && (pg_strncasecmp(p - 4, "next", 4) == 0 ||
+							  pg_strncasecmp(p - 4, "curr", 4) == 0 ||
+							  pg_strncasecmp(p - 4, "last", 4) == 0))
+			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+		if (p - text >= 3 && pg_strncasecmp(p - 3, "set", 3) == 0)
+			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+	}
+	/* advisory */
+	if (p - text >= 2 && end - p >= 6 && pg_strncasecmp(p - 2, "advisory", 8) == 0)
+		return LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+	return 0;
+}
+
+/*
+ * The reasons whose functions the text names.  Every such name has a 'v' or
+ * a '_', so memchr (vectorised in libc) finds the few places worth a look.
+ */
+uint32
+lg_text_names_functions(const char *text, size_t len)
+{
+	const char *end = text + len;
+	const char *p;
+	uint32		mask = 0;
+
+	/* each is called: no parenthesis, no call */
+	if (memchr(text, '(', len) == NULL)
+		return 0;
+	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
+		mask |= v_of_function_name(text, p, end);
+	for (p = text; (p = memchr(p, 'V', end - p)) != NULL; p++)
+		mask |= v_of_function_name(text, p, end);
+	for (p = text; (p = memchr(p, '_', end - p)) != NULL; p++)
+		if (p - text >= 3 && end - p >= 7 && pg_strncasecmp(p - 3, "set_config", 10) == 0)
+		{
+			mask |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
+			break;
+		}
+	return mask;
+}
+
+/* Does the plan call or inline a user-defined function? */
+bool
+lg_plan_has_user_functions(PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, pstmt->invalItems)
+	{
+		PlanInvalItem *item = (PlanInvalItem *) lfirst(lc);
+
+		if (item->cacheId == PROCOID)
+			return true;
+	}
+	return false;
+}
+
+static bool
+const_is(Node *node, bool value)
+{
+	return node && IsA(node, Const) && !((Const *) node)->constisnull &&
+		DatumGetBool(((Const *) node)->constvalue) == value;
+}
+
+static bool
+call_walker(Node *node, LgPlanCalls *calls)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, NextValueExpr))
+		calls->sequence = true;	/* an identity column: state, no reason */
+	else if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+
+		switch (f->funcid)
+		{
+			case F_SET_CONFIG:
+				{
+					Node	   *name = list_length(f->args) == 3 ? linitial(f->args) : NULL;
+					Node	   *local = list_length(f->args) == 3 ? lthird(f->args) : NULL;
+
+					if (const_is(local, true))
+						break;	/* transaction-scoped */
+					if (name && IsA(name, Const) && !((Const *) name)->constisnull &&
+						lg_parameter_ignored(TextDatumGetCString(((Const *) name)->constvalue)))
+						break;
+					calls->reasons |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
+					calls->set_config = true;
+				}
+				break;
+			case F_SETVAL_REGCLASS_INT8_BOOL:
+				calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+				/* setval(s, n, false): currval still does not answer */
+				if (!const_is(lthird(f->args), false))
+					calls->sequence = true;
+				break;
+			case F_NEXTVAL:
+			case F_SETVAL_REGCLASS_INT8:
+				calls->sequence = true;
+				pg_fallthrough;
+			case F_CURRVAL:
+			case F_LASTVAL:
+				calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+				break;
+			case F_PG_ADVISORY_LOCK_INT8:
+			case F_PG_ADVISORY_LOCK_SHARED_INT8:
+			case F_PG_TRY_ADVISORY_LOCK_INT8:
+			case F_PG_TRY_ADVISORY_LOCK_SHARED_INT8:
+			case F_PG_ADVISORY_LOCK_INT4_INT4:
+			case F_PG_ADVISORY_LOCK_SHARED_INT4_INT4:
+			case F_PG_TRY_ADVISORY_LOCK_INT4_INT4:
+			case F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4:
+				calls->reasons |= LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+				calls->advisory = true;
+				break;
+			case F_PG_ADVISORY_UNLOCK_INT8:
+			case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
+			case F_PG_ADVISORY_UNLOCK_INT4_INT4:
+			case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
+			case F_PG_ADVISORY_UNLOCK_ALL:
+				calls->advisory = true;
+				break;
+			default:
+				break;
+		}
+	}
+	return expression_tree_walker(node, call_walker, (void *) calls);
+}
+
+static void walk_plan(Plan *plan, LgPlanCalls *calls);
+
+static void
+walk_plans(List *plans, LgPlanCalls *calls)
+{
+	ListCell   *lc;
+
+	foreach(lc, plans)
+		walk_plan((Plan *) lfirst(lc), calls);
+}
+
+#define WALK_EXPR(e)	(void) call_walker((Node *) (e), calls)
+
+/* MERGE: the quals and target lists of every WHEN clause */
+static void
+walk_merge_actions(ModifyTable *mt, LgPlanCalls *calls)
+{
+#if PG_VERSION_NUM >= 150000
+	ListCell   *l1;
+
+	foreach(l1, mt->mergeActionLists)
+	{
+		ListCell   *l2;
+
+		foreach(l2, (List *) lfirst(l1))
+		{
+			MergeAction *action = (MergeAction *) lfirst(l2);
+
+			WALK_EXPR(action->qual);
+			WALK_EXPR(action->targetList);
+		}
+	}
+#endif
+}
+
+/*
+ * Visit every expression of a plan tree that can call a function.
+ */
+static void
+walk_plan(Plan *plan, LgPlanCalls *calls)
+{
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+
+	WALK_EXPR(plan->targetlist);
+	WALK_EXPR(plan->qual);
+
+	switch (nodeTag(plan))
+	{
+		case T_Result:
+			WALK_EXPR(((Result *) plan)->resconstantqual);
+			break;
+		case T_ModifyTable:
+			WALK_EXPR(((ModifyTable *) plan)->returningLists);
+			WALK_EXPR(((ModifyTable *) plan)->onConflictSet);
+			WALK_EXPR(((ModifyTable *) plan)->onConflictWhere);
+			walk_merge_actions((ModifyTable *) plan, calls);
+			break;
+		case T_Append:
+			walk_plans(((Append *) plan)->appendplans, calls);
+			break;
+		case T_MergeAppend:
+			walk_plans(((MergeAppend *) plan)->mergeplans, calls);
+			break;
+		case T_BitmapAnd:
+			walk_plans(((BitmapAnd *) plan)->bitmapplans, calls);
+			break;
+		case T_BitmapOr:
+			walk_plans(((BitmapOr *) plan)->bitmapplans, calls);
+			break;
+		case T_IndexScan:
+			WALK_EXPR(((IndexScan *) plan)->indexqual);
+			WALK_EXPR(((IndexScan *) plan)->indexorderby);
+			break;
+		case T_IndexOnlyScan:
+			WALK_EXPR(((IndexOnlyScan *) plan)->indexqual);
+			WALK_EXPR(((IndexOnlyScan *) plan)->indexorderby);
+			break;
+		case T_BitmapIndexScan:
+			WALK_EXPR(((BitmapIndexScan *) plan)->indexqual);
+			break;
+		case T_BitmapHeapScan:
+			WALK_EXPR(((BitmapHeapScan *) plan)->bitmapqualorig);
+			break;
+		case T_TidScan:
+			WALK_EXPR(((TidScan *) plan)->tidquals);
+			break;
+		case T_SubqueryScan:
+			walk_plan(((SubqueryScan *) plan)->subplan, calls);
+			break;
+		case T_FunctionScan:
+			WALK_EXPR(((FunctionScan *) plan)->functions);
+			break;
+		case T_ValuesScan:
+			WALK_EXPR(((ValuesScan *) plan)->values_lists);
+			break;
+		case T_TableFuncScan:
+			WALK_EXPR(((TableFuncScan *) plan)->tablefunc);
+			break;
+		case T_ForeignScan:
+			WALK_EXPR(((ForeignScan *) plan)->fdw_exprs);
+			break;
+		case T_CustomScan:
+			WALK_EXPR(((CustomScan *) plan)->custom_exprs);
+			walk_plans(((CustomScan *) plan)->custom_plans, calls);
+			break;
+		case T_NestLoop:
+		case T_MergeJoin:
+		case T_HashJoin:
+			WALK_EXPR(((Join *) plan)->joinqual);
+			if (IsA(plan, MergeJoin))
+				WALK_EXPR(((MergeJoin *) plan)->mergeclauses);
+			if (IsA(plan, HashJoin))
+				WALK_EXPR(((HashJoin *) plan)->hashclauses);
+			break;
+		case T_WindowAgg:
+			WALK_EXPR(((WindowAgg *) plan)->startOffset);
+			WALK_EXPR(((WindowAgg *) plan)->endOffset);
+			break;
+		case T_Limit:
+			WALK_EXPR(((Limit *) plan)->limitOffset);
+			WALK_EXPR(((Limit *) plan)->limitCount);
+			break;
+		default:
+			break;
+	}
+
+	walk_plan(plan->lefttree, calls);
+	walk_plan(plan->righttree, calls);
+}
+
+/*
+ * The function calls of a whole plan: its tree and its subplans.
+ */
+void
+lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls)
+{
+	memset(calls, 0, sizeof(*calls));
+	walk_plan(pstmt->planTree, calls);
+	walk_plans(pstmt->subplans, calls);
+}
+
+/* The function calls of one expression (a PL/pgSQL simple expression) */
+void
+lg_expr_calls(Node *expr, LgPlanCalls *calls)
+{
+	memset(calls, 0, sizeof(*calls));
+	(void) call_walker(expr, calls);
+}
+
+/*
+ * Does an INSERT, UPDATE or MERGE compute a sequence default for its
+ * target?  Only the expressions right under ModifyTable are looked at:
+ * that is where the planner puts column defaults.
+ */
+bool
+lg_plan_sets_sequence(PlannedStmt *pstmt)
+{
+	Plan	   *plan = pstmt->planTree;
+	Plan	   *sub;
+	LgPlanCalls calls;
+
+	if (pstmt->commandType == CMD_SELECT || pstmt->commandType == CMD_DELETE ||
+		plan == NULL || !IsA(plan, ModifyTable))
+		return false;
+	memset(&calls, 0, sizeof(calls));
+	walk_merge_actions((ModifyTable *) plan, &calls);
+	sub = plan->lefttree;
+	if (sub)
+	{
+		(void) call_walker((Node *) sub->targetlist, &calls);
+		if (IsA(sub, ValuesScan))
+			(void) call_walker((Node *) ((ValuesScan *) sub)->values_lists, &calls);
+	}
+	return calls.sequence;
+}
+
+/*
+ * Did a COPY FROM (of at least one row) fill a column from a sequence: an
+ * identity column, or a default that calls nextval, not given in the
+ * column list?  COPY evaluates defaults without the executor's plan.
+ */
+bool
+lg_copy_sets_sequence(CopyStmt *stmt)
+{
+	Oid			relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	Relation	rel;
+	TupleDesc	desc;
+	bool		found = false;
+	int			i;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = relation_open(relid, NoLock);	/* COPY still holds its lock */
+	desc = RelationGetDescr(rel);
+	for (i = 0; i < desc->natts && !found; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		ListCell   *lc;
+		bool		listed = false;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		foreach(lc, stmt->attlist)
+			listed |= (strcmp(strVal(lfirst(lc)), NameStr(att->attname)) == 0);
+		if (listed)
+			continue;
+		if (att->attidentity)
+			found = true;
+		else if (att->atthasdef)
+		{
+			LgPlanCalls calls;
+
+			memset(&calls, 0, sizeof(calls));
+			(void) call_walker(build_column_default(rel, i + 1), &calls);
+			found = calls.sequence;
+		}
+	}
+	relation_close(rel, NoLock);
+	return found;
+}

@@ -1,0 +1,329 @@
+--
+-- dirty_reasons against what PostgreSQL itself shows; one section per
+-- finding of the review of 1.0 (issue 11)
+--
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS lg_state;
+CREATE DATABASE lg_state TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C';
+\c lg_state
+SET client_min_messages = warning;
+CREATE EXTENSION pg_lambdaguard;
+DROP ROLE IF EXISTS lg_state_role;
+CREATE ROLE lg_state_role;
+CREATE SEQUENCE s1;
+CREATE TABLE serial_t (id serial, v int);
+CREATE TABLE ident_t (id int GENERATED ALWAYS AS IDENTITY, v int);
+CREATE TABLE m (id int PRIMARY KEY, v text);
+INSERT INTO m VALUES (1, 'a');
+
+-- The oracle: session state as PostgreSQL shows it.  Parameters are one
+-- entry, 'set': pg_settings cannot tell SET from set_config().  Sequence
+-- state is probed with currval() by the statements of section 6: a probe
+-- inside a function would take the sequence's lock.
+CREATE FUNCTION oracle() RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+  r text[] := '{}';
+BEGIN
+  IF EXISTS (SELECT FROM pg_settings
+              WHERE source = 'session' AND name NOT LIKE 'transaction\_%'
+                AND lower(name) NOT IN (
+                  SELECT lower(trim(p)) FROM unnest(string_to_array(
+                    current_setting('lambdaguard.ignored_parameters'), ',')) p))
+     OR current_setting('role') <> 'none'
+     OR session_user <> (SELECT usename FROM pg_stat_activity
+                          WHERE pid = pg_backend_pid())
+     OR coalesce(current_setting('app.tenant', true), '') <> '' THEN
+    r := r || 'set'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_prepared_statements WHERE from_sql) THEN
+    r := r || 'prepared_statement'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_prepared_statements WHERE NOT from_sql) THEN
+    r := r || 'protocol_prepared_statement'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_class c WHERE relnamespace = pg_my_temp_schema()
+              AND relkind IN ('r', 'p')) THEN
+    r := r || 'temp_table'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_class c WHERE relnamespace = pg_my_temp_schema()
+              AND relkind = 'S' AND NOT EXISTS (
+                SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                   AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                   AND d.refclassid = 'pg_class'::regclass)) THEN
+    r := r || 'temp_sequence'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_class c WHERE relnamespace = pg_my_temp_schema()
+              AND relkind IN ('v', 'm')) THEN
+    r := r || 'temp_view'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_cursors WHERE is_holdable) THEN
+    r := r || 'cursor_with_hold'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_listening_channels()) THEN
+    r := r || 'listen'::text;
+  END IF;
+  IF EXISTS (SELECT FROM pg_locks WHERE pid = pg_backend_pid()
+              AND locktype = 'advisory' AND granted) THEN
+    r := r || 'advisory_lock'::text;
+  END IF;
+  RETURN r;
+END $$;
+
+-- dirty_reasons in the oracle's terms
+CREATE FUNCTION dirty() RETURNS text[] LANGUAGE sql AS $$
+  SELECT array(SELECT DISTINCT CASE WHEN x = 'set_config' THEN 'set' ELSE x END
+                 FROM unnest(dirty_reasons) x
+                WHERE x NOT IN ('cursor', 'load', 'sequence_function'))
+    FROM lambdaguard.sessions WHERE pid = pg_backend_pid()
+$$;
+CREATE VIEW agree AS
+  SELECT dirty() AS dirty_reasons,
+         (SELECT array_agg(x ORDER BY x) FROM unnest(dirty()) x) IS NOT DISTINCT FROM
+         (SELECT array_agg(x ORDER BY x) FROM unnest(oracle()) x) AS same_as_postgres;
+CREATE VIEW my_events AS
+  SELECT reason, hidden, statement FROM lambdaguard.pinning_events
+   WHERE pid = pg_backend_pid() AND statement NOT LIKE '%/*oracle*/%';
+CREATE VIEW my_state AS
+  SELECT pinned, pin_reasons, dirty_reasons FROM lambdaguard.sessions
+   WHERE pid = pg_backend_pid();
+CREATE VIEW seq_dirty AS
+  SELECT 'sequence_function' = ANY (dirty_reasons) AS sequence_state
+    FROM lambdaguard.sessions WHERE pid = pg_backend_pid();
+GRANT pg_monitor TO lg_state_role;
+GRANT SELECT ON agree, my_events, my_state, seq_dirty TO lg_state_role;
+RESET client_min_messages;
+
+--
+-- 1. Text is cut at a character boundary (pinned_by 192 bytes, events 1024)
+--
+\c lg_state
+SELECT lambdaguard.reset();
+SELECT format('SET search_path = %L', 'ab' || repeat('€', 400)) AS long_set \gset
+:long_set;
+RESET search_path;
+SELECT octet_length(pinned_by) AS bytes, octet_length(pinned_by) <= 191 AS clipped,
+       convert_from(textsend(pinned_by), 'UTF8') = pinned_by AS valid_utf8
+  FROM lambdaguard.sessions WHERE pid = pg_backend_pid();
+SELECT octet_length(statement) AS bytes, octet_length(statement) <= 1024 AS clipped,
+       convert_from(textsend(statement), 'UTF8') = statement AS valid_utf8
+  FROM my_events WHERE statement LIKE 'SET search_path%';
+
+--
+-- 2. SET ROLE x; RESET ALL leaves the role set
+--
+\c lg_state
+SET ROLE lg_state_role;
+RESET ALL;
+SELECT current_setting('role') AS role, * FROM agree;
+RESET ROLE;
+SELECT * FROM agree;
+SET SESSION AUTHORIZATION lg_state_role;
+RESET ALL;
+SELECT * FROM agree;
+RESET SESSION AUTHORIZATION;
+SELECT * FROM agree;
+-- parameters as they are once the transaction ends: SET LOCAL is undone,
+-- but above a RESET it leaves the reset value with source session
+BEGIN;
+SET work_mem = '3MB';
+SET LOCAL statement_timeout = '9s';
+SELECT * FROM agree;
+ROLLBACK;
+SELECT * FROM agree;
+BEGIN;
+RESET work_mem;
+SAVEPOINT s;
+SET work_mem = '1MB';
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL work_mem = '2MB';
+COMMIT;
+SELECT * FROM agree;
+RESET work_mem;
+
+--
+-- 3. Changes no hook sees: PL/pgSQL simple expressions, inlined SQL
+--    functions, MERGE actions
+--
+\c lg_state
+CREATE FUNCTION f_assign() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE x text;
+BEGIN
+  x := set_config('app.tenant', '42', false);
+  RETURN x;
+END $$;
+CREATE FUNCTION f_if(n int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_try_advisory_lock(n) THEN
+    RETURN true;
+  END IF;
+  RETURN false;
+END $$;
+CREATE FUNCTION f_return() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN nextval('s1');
+END $$;
+CREATE FUNCTION f_inline() RETURNS text LANGUAGE sql AS
+  $$ SELECT set_config('work_mem', '5MB', false) $$;
+SELECT lambdaguard.reset();
+SELECT f_assign();
+SELECT * FROM agree;
+SELECT f_if(7);
+SELECT * FROM agree;
+SELECT f_return() > 0 AS called;
+SELECT * FROM agree;
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+SELECT * FROM my_events;
+SELECT * FROM my_state;
+\c lg_state
+SELECT lambdaguard.reset();
+EXPLAIN (COSTS OFF) SELECT f_inline();
+SELECT f_inline();
+SELECT * FROM agree;
+SELECT * FROM my_events;
+MERGE INTO m USING (SELECT 1 AS id) s ON m.id = s.id
+  WHEN MATCHED THEN UPDATE SET v = set_config('statement_timeout', '7s', false);
+SELECT * FROM my_events;
+SELECT * FROM agree;
+
+--
+-- 4. COMMIT and ROLLBACK inside procedures do not break nesting
+--
+\c lg_state
+CREATE PROCEDURE p_tx() LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('work_mem', '6MB', false);
+  ROLLBACK;
+  PERFORM set_config('work_mem', '7MB', false);
+  COMMIT;
+END $$;
+CREATE FUNCTION f_set() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  SET search_path = public;
+END $$;
+SELECT lambdaguard.reset();
+CALL p_tx();
+DO $$ BEGIN ROLLBACK; END $$;
+SELECT f_set();
+SELECT repeat('x', 17000) AS big \gset
+SELECT length(:'big');
+SELECT reason, hidden FROM my_events;
+SELECT * FROM my_state;
+SELECT current_setting('work_mem') AS work_mem, * FROM agree;
+
+--
+-- 5. No phantom or doubled events
+--
+\c lg_state
+SELECT lambdaguard.reset();
+CREATE TEMP TABLE t5 (id serial);
+SELECT * FROM agree;
+DROP TABLE t5;
+SELECT * FROM agree;
+SELECT reason, hidden FROM my_events;
+-- parallel workers record nothing; the statement is counted once, here
+SELECT lambdaguard.reset();
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS parallel_guc \gset
+SET :parallel_guc = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT format('SELECT count(*) FROM m WHERE v <> %L', repeat('y', 17000)) AS bigq \gset
+:bigq;
+RESET :parallel_guc;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+SELECT reason, count(*) FROM lambdaguard.pinning_events
+ WHERE reason = 'statement_too_large' GROUP BY reason;
+SELECT count(*) FILTER (WHERE pid <> pg_backend_pid()) AS from_other_pids
+  FROM lambdaguard.pinning_events;
+-- utility statements that run the executor: once each
+SELECT lambdaguard.reset();
+SELECT format('CREATE TEMP TABLE big_ctas AS SELECT %L AS v', repeat('z', 17000)) AS q1,
+       format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT %L AS v', repeat('z', 17000)) AS q2,
+       format('DECLARE big_c CURSOR FOR SELECT %L AS v', repeat('z', 17000)) AS q3,
+       format('COPY (SELECT %L AS v) TO STDOUT', repeat('z', 17000)) AS q4 \gset
+:q1;
+\o /dev/null
+:q2;
+BEGIN;
+:q3;
+COMMIT;
+:q4;
+\o
+SELECT reason, count(*) FROM my_events GROUP BY reason ORDER BY reason;
+-- EXECUTE is as long as its own text
+SELECT lambdaguard.reset();
+SELECT format('PREPARE big_p AS SELECT %L AS v', repeat('z', 17000)) AS q5 \gset
+:q5;
+EXECUTE big_p \g /dev/null
+SELECT reason, count(*) FROM my_events GROUP BY reason ORDER BY reason;
+DEALLOCATE big_p;
+DROP TABLE big_ctas;
+
+--
+-- 6. Sequence state is dirty until DISCARD SEQUENCES
+--
+\c lg_state
+SELECT * FROM seq_dirty;
+INSERT INTO serial_t (v) VALUES (1);
+SELECT currval('serial_t_id_seq') > 0 AS currval_answers, * FROM seq_dirty;
+DISCARD SEQUENCES;
+SELECT * FROM seq_dirty;
+SELECT currval('serial_t_id_seq');
+INSERT INTO ident_t (v) VALUES (1);
+SELECT lastval() > 0 AS lastval_answers, * FROM seq_dirty;
+DISCARD SEQUENCES;
+SELECT setval('s1', 10, false);
+SELECT * FROM seq_dirty;
+SELECT currval('s1');
+SELECT setval('s1', 10);
+SELECT currval('s1') AS currval, * FROM seq_dirty;
+DISCARD ALL;
+SELECT * FROM seq_dirty;
+SELECT lastval();
+-- COPY fills defaults without a plan: a serial column not given
+COPY serial_t (id, v) FROM STDIN;
+100	6
+\.
+SELECT * FROM seq_dirty;
+COPY serial_t (v) FROM STDIN;
+7
+\.
+SELECT currval('serial_t_id_seq') > 0 AS currval_answers, * FROM seq_dirty;
+
+--
+-- 7. Changes inside functions are dirty and hidden, not pin_reasons
+--
+\c lg_state
+SELECT lambdaguard.reset();
+SELECT f_assign();
+DO $$ BEGIN PERFORM pg_advisory_lock(99); END $$;
+SELECT * FROM my_state;
+SELECT reason, hidden FROM my_events;
+SELECT reason, events, hidden_events FROM lambdaguard.pinning_stats
+ WHERE datname = current_database() ORDER BY reason;
+SELECT pg_advisory_unlock_all();
+
+--
+-- 8. Advisory locks are counted from the session's own locks, per
+--    transaction that may have changed them
+--
+\c lg_state
+SELECT pg_try_advisory_lock(1), pg_try_advisory_lock_shared(2);
+SELECT * FROM agree;
+BEGIN;
+SELECT pg_advisory_xact_lock(3);
+SELECT pg_advisory_unlock(1);
+COMMIT;
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_shared(2);
+SELECT * FROM agree;
+-- an error after the lock: the session lock stays
+SELECT pg_advisory_lock(4), 1 / (length(current_user) - length(current_user));
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_all();
+SELECT * FROM agree;
+
+\c contrib_regression
+DROP DATABASE lg_state;
+DROP ROLE lg_state_role;

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Instructions per statement of the pinning hooks, with callgrind on
+# "postgres --single": each workload runs N statements with the library
+# preloaded and without it, and once with no statement, so that start-up and
+# shut-down (fixed costs) are subtracted.
+#
+#     bash tools/bench_pinning.sh [N]          # default 3000
+#
+# From a fresh Debian 12 machine, as root or with sudo: builds and installs
+# the extension for PG_CONFIG (default Debian's 15) from a scratch copy,
+# unless LG_BENCH_INSTALLED=1 (measure what is installed).  Prints one line
+# per workload; goals (issue 11): statements that change no state within
+# 0.5% of the library not loaded, the advisory-lock polling workload within
+# 1%, a pinning event at most 1,000 instructions.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+n=${1:-3000}
+case $n in '' | *[!0-9]*) echo "usage: bash tools/bench_pinning.sh [N]" >&2; exit 2 ;; esac
+. "$here/tools/common.sh"
+
+lg_install_debian valgrind
+if [ "${LG_BENCH_INSTALLED:-0}" != 1 ]; then
+	lg_install_packages
+	work=$(lg_scratch_copy "$here")
+	lg_build_install "$work"
+	rm -rf "$work"
+fi
+
+dir=$(mktemp -d /tmp/lg_bench_pinning.XXXXXX)
+chmod 755 "$dir"
+trap 'rm -rf "$dir"' EXIT
+data=$dir/data
+[ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+lg_as_server_user "$LG_PG_BIN/initdb" -D "$data" -A trust -U postgres >/dev/null
+
+single() {
+	lg_as_server_user "$LG_PG_BIN/postgres" --single -D "$data" "$@" postgres
+}
+single <<'EOF' >/dev/null
+CREATE TABLE acc (id int PRIMARY KEY, v int)
+INSERT INTO acc SELECT g, 0 FROM generate_series(1, 10000) g
+CREATE FUNCTION f_noop(n int) RETURNS int LANGUAGE plpgsql AS 'DECLARE x int; BEGIN x := n + 1; RETURN x; END'
+VACUUM ANALYZE acc
+EOF
+
+gen() {
+	local kind=$1 count=$2 i
+	for ((i = 1; i <= count; i++)); do
+		case $kind in
+			select1) echo "SELECT 1" ;;
+			point) echo "SELECT v FROM acc WHERE id = $(((i * 7919) % 10000 + 1))" ;;
+			mix)
+				case $((i % 4)) in
+					0) echo "BEGIN" ;;
+					1) echo "UPDATE acc SET v = v + 1 WHERE id = $((i % 1000 + 1))" ;;
+					2) echo "SELECT count(*) FROM acc WHERE id < $((i % 100))" ;;
+					3) echo "COMMIT" ;;
+				esac ;;
+			plpgsql) echo "SELECT f_noop($i)" ;;
+			advisory)
+				if ((i % 2)); then echo "SELECT pg_try_advisory_lock($((i % 50)))"
+				else echo "SELECT pg_advisory_unlock($(((i - 1) % 50)))"; fi ;;
+			setvar) echo "SET work_mem = '$((4096 + i % 100))kB'" ;;
+		esac
+	done
+}
+instr() {
+	local preload=$1 script=$2
+	lg_as_server_user valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+		"$LG_PG_BIN/postgres" --single -D "$data" -c "shared_preload_libraries=$preload" \
+		-c lambdaguard.track_pinning=all postgres <"$script" 2>&1 >/dev/null |
+		awk '/Collected/ {print $4}'
+}
+
+echo "instructions per statement (callgrind, postgres --single, $n statements, fixed costs subtracted)"
+printf '%-10s %12s %12s %9s %10s\n' workload with without ratio difference
+: >"$dir/empty.sql"
+chmod 644 "$dir/empty.sql"
+o0=$(instr "" "$dir/empty.sql")
+w0=$(instr pg_lambdaguard "$dir/empty.sql")
+for kind in select1 point mix plpgsql advisory setvar; do
+	gen "$kind" "$n" >"$dir/$kind.sql"
+	chmod 644 "$dir/$kind.sql"
+	w=$(instr pg_lambdaguard "$dir/$kind.sql")
+	o=$(instr "" "$dir/$kind.sql")
+	awk -v k="$kind" -v w="$w" -v w0="$w0" -v o="$o" -v o0="$o0" -v n="$n" 'BEGIN {
+		pw = (w - w0) / n; po = (o - o0) / n
+		printf "%-10s %12.0f %12.0f %9.4f %+10.0f\n", k, pw, po, pw / po, pw - po }'
+done
