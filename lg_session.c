@@ -141,7 +141,9 @@ lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 
 	if (!hidden)
 	{
-		if (pin_mask == 0)
+		/* pinned_since and pinned_by: the first reason that pins the proxy */
+		if ((pin_mask & LG_PINS_RDS_PROXY_MASK) == 0 &&
+			(bit & LG_PINS_RDS_PROXY_MASK) != 0)
 		{
 			int			n = pg_mbcliplen(text, len, LG_PINNED_BY_LEN - 1);
 

@@ -87,7 +87,13 @@ CREATE VIEW lambdaguard.metrics AS
     SELECT 'lambdaguard_pinning_events_total', jsonb_build_object('reason', e.reason),
            coalesce(sum(st.events), 0)::float8
       FROM lambdaguard.reasons_emitted() e
-      LEFT JOIN lambdaguard.stat_rows() st ON st.reason = e.reason
+      LEFT JOIN lambdaguard.pinning_stat_rows() st ON st.reason = e.reason
+     GROUP BY e.reason
+    UNION ALL
+    SELECT 'lambdaguard_hidden_state_changes_total', jsonb_build_object('reason', e.reason),
+           coalesce(sum(st.hidden_events), 0)::float8
+      FROM lambdaguard.reasons_emitted() e
+      LEFT JOIN lambdaguard.pinning_stat_rows() st ON st.reason = e.reason
      GROUP BY e.reason
     UNION ALL
     SELECT 'lambdaguard_worker_up', '{}'::jsonb, (pid IS NOT NULL)::int::float8 FROM w
