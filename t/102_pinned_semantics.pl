@@ -112,18 +112,12 @@ is( lg_sql($node,
 		"SELECT dirty_reasons::text FROM lambdaguard.sessions WHERE pid = ${\ $s{hidden_lock}->pid}"),
 	'{advisory_lock}',
 	'advisory lock inside a function: dirty_reasons {advisory_lock}');
-TODO:
-{
-	# CONTRACT.md: pin_reasons hold "only what the proxy can see, so changes
-	# made inside functions and procedures are not in it"; 1.0 and 1.1 put a
-	# hidden advisory lock into pin_reasons (a finding apart from pinned's
-	# meaning, which the oracle above checks)
-	local $TODO = 'pin_reasons take in reasons made inside functions';
-	is( lg_sql($node,
-			"SELECT pin_reasons::text || ' ' || pinned FROM lambdaguard.sessions WHERE pid = ${\ $s{hidden_lock}->pid}"),
-		'{} false',
-		'advisory lock inside a function: not in pin_reasons, not pinned (the proxy cannot see it)');
-}
+# CONTRACT.md: pin_reasons hold "only what the proxy can see, so changes made
+# inside functions and procedures are not in it"
+is( lg_sql($node,
+		"SELECT pin_reasons::text || ' ' || pinned FROM lambdaguard.sessions WHERE pid = ${\ $s{hidden_lock}->pid}"),
+	'{} false',
+	'advisory lock inside a function: not in pin_reasons, not pinned (the proxy cannot see it)');
 
 # ---------------------------------------------------------------------------
 # pinned_idle_timeout = 1000
