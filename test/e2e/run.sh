@@ -238,8 +238,10 @@ EOF
 "$PGBOUNCER" "$BOUNCER_INI" >"$TMP/pgbouncer.out" 2>&1 &
 BOUNCER_PID=$!
 ok=""
+# (PgBouncer 1.18 refuses the "grease" protocol version 3.9999 that libpq of
+# PostgreSQL 19 betas sends by default; older libpq ignores the variable)
 for _ in $(seq 1 100); do
-    if PGPASSWORD="$APP_PASSWORD" "$PG_BINDIR/psql" -X -q -h 127.0.0.1 -p "$BOUNCER_PORT" -U "$APP_USER" -d pgbouncer \
+    if PGMAXPROTOCOLVERSION=3.0 PGPASSWORD="$APP_PASSWORD" "$PG_BINDIR/psql" -X -q -h 127.0.0.1 -p "$BOUNCER_PORT" -U "$APP_USER" -d pgbouncer \
         -c "SHOW VERSION" >/dev/null 2>&1; then ok=1; break; fi
     kill -0 "$BOUNCER_PID" 2>/dev/null || break
     sleep 0.1
