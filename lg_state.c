@@ -74,6 +74,7 @@ typedef struct LgShared
 	uint64		events_written; /* ever; the ring holds the last max_events */
 	uint64		arena_pos;		/* bytes ever written to the arena */
 	uint64		stats_dropped;	/* events not counted: stats table full */
+	uint64		stats_generation;	/* bumped when stats entries are removed */
 
 	pg_atomic_uint64 actions[LG_NUM_VERDICTS][LG_NUM_ACTIONS];
 
@@ -91,6 +92,14 @@ static HTAB *lg_stats = NULL;
 
 /* This backend's slot, once it published something */
 static LgBackendSlot *my_slot = NULL;
+
+/*
+ * This backend's stats entries, by reason: its user and database do not
+ * change, and entries are removed only by lambdaguard.reset(), which bumps
+ * stats_generation.  Read and written under lg->lock.
+ */
+static LgStat *my_stats[LG_NUM_REASONS];
+static uint64 my_stats_generation = 0;
 
 static int
 lg_num_slots(void)
@@ -395,16 +404,26 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 	lg->arena_pos += app_len + stmt_len;
 	lg->events_written++;
 
-	stat = hash_search(lg_stats, &key, HASH_FIND, NULL);
-	if (stat == NULL && hash_get_num_entries(lg_stats) < LG_MAX_STATS)
+	if (my_stats_generation != lg->stats_generation)
 	{
-		stat = hash_search(lg_stats, &key, HASH_ENTER_NULL, &found);
-		if (stat && !found)
+		memset(my_stats, 0, sizeof(my_stats));
+		my_stats_generation = lg->stats_generation;
+	}
+	stat = my_stats[reason];
+	if (stat == NULL)
+	{
+		stat = hash_search(lg_stats, &key, HASH_FIND, NULL);
+		if (stat == NULL && hash_get_num_entries(lg_stats) < LG_MAX_STATS)
 		{
-			stat->events = 0;
-			stat->sessions = 0;
-			stat->hidden_events = 0;
+			stat = hash_search(lg_stats, &key, HASH_ENTER_NULL, &found);
+			if (stat && !found)
+			{
+				stat->events = 0;
+				stat->sessions = 0;
+				stat->hidden_events = 0;
+			}
 		}
+		my_stats[reason] = stat;
 	}
 	if (stat)
 	{
@@ -528,6 +547,7 @@ lg_pinning_reset(void)
 	lg->events_written = 0;
 	lg->arena_pos = 0;
 	lg->stats_dropped = 0;
+	lg->stats_generation++;
 	LWLockRelease(lg->lock);
 }
 
