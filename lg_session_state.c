@@ -128,6 +128,83 @@ current_value(struct config_generic *g)
 	return v;
 }
 
+#if PG_VERSION_NUM < 160000
+/* guc.c's guc_name_compare: the order of the array (ASCII-only downcasing) */
+static int
+guc_name_cmp(const void *key, const void *elem)
+{
+	const char *a = (const char *) key;
+	const char *b = (*(struct config_generic *const *) elem)->name;
+
+	for (;; a++, b++)
+	{
+		char		ca = *a;
+		char		cb = *b;
+
+		if (ca >= 'A' && ca <= 'Z')
+			ca += 'a' - 'A';
+		if (cb >= 'A' && cb <= 'Z')
+			cb += 'a' - 'A';
+		if (ca != cb)
+			return ca == '\0' ? -1 : cb == '\0' ? 1 : ca - cb;
+		if (ca == '\0')
+			return 0;
+	}
+}
+#endif
+
+/*
+ * A parameter's variable, by name.  A SET names the same few parameters
+ * again and again, so the last ones found are kept, by the name's length and
+ * first letter; the name is checked against the variable's own.  Variables
+ * never move or go away, except a placeholder replaced when its extension
+ * loads: placeholders are not kept.
+ */
+#define LG_GUC_CACHE_SIZE 16	/* a power of 2 */
+static struct config_generic *guc_cache[LG_GUC_CACHE_SIZE];
+
+static struct config_generic *
+find_guc(const char *name)
+{
+	size_t		len = strlen(name);
+	struct config_generic **slot =
+		&guc_cache[(len * 31 + (unsigned char) name[0]) & (LG_GUC_CACHE_SIZE - 1)];
+	struct config_generic *g = *slot;
+
+	if (g != NULL && strcmp(g->name, name) == 0)
+		return g;
+#if PG_VERSION_NUM >= 160000
+	g = find_option(name, false, true, DEBUG5);
+#else
+	{
+		struct config_generic **vars;
+		struct config_generic **found;
+		int			nvars;
+
+		vars = lg_guc_variables(&nvars);
+		found = bsearch(name, vars, nvars, sizeof(*vars), guc_name_cmp);
+		g = found ? *found : NULL;
+	}
+#endif
+	if (g != NULL && !(g->flags & GUC_CUSTOM_PLACEHOLDER))
+		*slot = g;
+	return g;
+}
+
+/* role and session_authorization, whose "set" values need a closer look */
+static struct config_generic *role_var = NULL;
+static struct config_generic *session_authorization_var = NULL;
+
+static inline void
+find_special_gucs(void)
+{
+	if (unlikely(role_var == NULL))
+	{
+		role_var = find_guc("role");
+		session_authorization_var = find_guc("session_authorization");
+	}
+}
+
 static uint64
 value_bits(struct config_generic *g, union config_var_val v)
 {
@@ -171,7 +248,8 @@ session_value(struct config_generic *g, bool at_abort, bool vetted)
 	val = current_value(g);
 	if (final_source(g, at_abort, &val, &from_stack) != PGC_S_SESSION)
 		return 0;
-	if (strcmp(g->name, "role") == 0)
+	find_special_gucs();
+	if (g == role_var)
 	{
 		/* SET ROLE NONE has source session too */
 		if (from_stack ? (val.stringval == NULL ||
@@ -179,7 +257,7 @@ session_value(struct config_generic *g, bool at_abort, bool vetted)
 			!OidIsValid(GetCurrentRoleId()))
 			return 0;
 	}
-	else if (strcmp(g->name, "session_authorization") == 0)
+	else if (g == session_authorization_var)
 	{
 		if (!from_stack && GetSessionUserId() == GetAuthenticatedUserId())
 			return 0;
@@ -241,15 +319,6 @@ lg_guc_dirty(bool at_abort, uint64 *fingerprint)
 	return fp != 0;
 }
 
-#if PG_VERSION_NUM < 160000
-static int
-guc_name_cmp(const void *key, const void *elem)
-{
-	return pg_strcasecmp((const char *) key,
-						 (*(struct config_generic *const *) elem)->name);
-}
-#endif
-
 /*
  * The same, after a SET or RESET of one parameter: that one and those the
  * last read found.  Falls back to reading every variable.
@@ -263,19 +332,7 @@ lg_guc_dirty_one(const char *name, uint64 *fingerprint)
 	int			n = 0;
 	bool		seen = false;
 
-#if PG_VERSION_NUM >= 160000
-	g = find_option(name, false, true, DEBUG5);
-#else
-	{
-		struct config_generic **vars;
-		struct config_generic **found;
-		int			nvars;
-
-		vars = lg_guc_variables(&nvars);
-		found = bsearch(name, vars, nvars, sizeof(*vars), guc_name_cmp);
-		g = found ? *found : NULL;
-	}
-#endif
+	g = find_guc(name);
 	if (g == NULL || !known_complete)
 		return lg_guc_dirty(false, fingerprint);
 	for (i = 0; i < nknown; i++)
@@ -348,7 +405,7 @@ lg_session_advisory_locks(void)
 		SHM_QUEUE  *head = &MyProc->myProcLocks[i];
 		PROCLOCK   *pl;
 
-		if (SHMQueueEmpty(head))
+		if (head->prev == head)	/* SHMQueueEmpty, without the call */
 			continue;
 		LWLockAcquire(partition, LW_SHARED);
 		for (pl = (PROCLOCK *) SHMQueueNext(head, head, offsetof(PROCLOCK, procLink));
