@@ -38,9 +38,11 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/resowner.h"
@@ -67,7 +69,9 @@ static fmgr_hook_type prev_fmgr = NULL;
  * PG_FINALLY, as pg_stat_statements does.  So an error, an exception
  * caught by PL/pgSQL, or a COMMIT or ROLLBACK inside a procedure never
  * leaves it wrong, and no callback touches it.  A statement started at a
- * level above 0 is inside a function or procedure: hidden.  The query a
+ * level above 0 is inside a function or procedure: hidden.  (ExecutorFinish
+ * of a plain SELECT runs no other code, so it needs no raise: see
+ * finish_runs_code.)  The query a
  * top-level utility statement runs itself (CREATE TABLE AS, EXECUTE,
  * DECLARE, EXPLAIN ANALYZE, COPY (query)) starts at own_query_level and is
  * the client's statement too, but its text was checked already.
@@ -129,13 +133,20 @@ plan_events(PlannedStmt *pstmt, const char *text, int location, uint32 named,
 			bool hidden)
 {
 	LgPlanCalls calls;
-	int			r;
+	uint32		reasons;
 
 	lg_plan_calls(pstmt, &calls);
-	for (r = 0; r < LG_NUM_REASONS; r++)
-		if (calls.reasons & LG_REASON_BIT(r))
-			lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
-							text, location, pstmt->stmt_len, pstmt->queryId);
+	if (calls.reasons == 0 && !calls.set_config && !calls.sequence &&
+		!calls.advisory)
+		return;
+	lg_callbacks_needed();
+	for (reasons = calls.reasons; reasons != 0; reasons &= reasons - 1)
+	{
+		int			r = pg_rightmost_one_pos32(reasons);
+
+		lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
+						text, location, pstmt->stmt_len, pstmt->queryId);
+	}
 	if (calls.set_config)
 	{
 		lg_stmt_touched |= LG_STATE_GUC;
@@ -177,8 +188,11 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		check_statement(text, location, pstmt->stmt_len, len, pstmt->queryId);
 	}
 
-	named = lg_text_names_functions(text + location, len);
-	if (named == 0 && !lg_plan_has_user_functions(pstmt))
+	/* each function is called: no parenthesis, no call */
+	named = memchr(text + location, '(', len) == NULL ? 0 :
+		lg_text_names_functions(text + location, len);
+	if (named == 0 &&
+		(pstmt->invalItems == NIL || !lg_plan_has_user_functions(pstmt)))
 	{
 		/* only a column default can still set sequence state */
 		if (pstmt->commandType != CMD_SELECT && lg_plan_sets_sequence(pstmt))
@@ -210,24 +224,42 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 	PG_END_TRY();
 }
 
+/*
+ * ExecutorFinish runs AFTER triggers and the data-modifying parts of WITH:
+ * user code.  A SELECT without a data-modifying WITH queued no trigger event
+ * at its own level and has no such part, so it runs none; only another
+ * library's hook could, and then the level is raised as usual.
+ */
+static inline bool
+finish_runs_code(QueryDesc *queryDesc)
+{
+	return prev_ExecutorFinish != NULL || queryDesc->operation != CMD_SELECT ||
+		queryDesc->plannedstmt->hasModifyingCTE;
+}
+
 static void
 lg_ExecutorFinish(QueryDesc *queryDesc)
 {
 	int			saved = lg_nesting_level;
 
-	lg_nesting_level++;
-	PG_TRY();
+	if (!finish_runs_code(queryDesc))
+		standard_ExecutorFinish(queryDesc);
+	else
 	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
+		lg_nesting_level++;
+		PG_TRY();
+		{
+			if (prev_ExecutorFinish)
+				prev_ExecutorFinish(queryDesc);
+			else
+				standard_ExecutorFinish(queryDesc);
+		}
+		PG_FINALLY();
+		{
+			lg_nesting_level = saved;
+		}
+		PG_END_TRY();
 	}
-	PG_FINALLY();
-	{
-		lg_nesting_level = saved;
-	}
-	PG_END_TRY();
 
 	/* ExecutorEnd follows at once: the statement the client sent is done */
 	if (saved == 0 && lg_tracking())
@@ -341,29 +373,71 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
  * Functions that are not built in: they can change state no hook sees
  * ----------
  */
-static bool
-lg_needs_fmgr_hook(Oid fn_oid)
+/*
+ * Is a function C code (not a language's handler)?  Asked once per function
+ * lookup of every statement that calls a function that is not built in, so
+ * the answers are kept in a small cache, emptied when pg_proc changes.
+ */
+#define LG_FN_CACHE_SIZE 64		/* a power of 2 */
+typedef struct LgFnCacheEntry
 {
-	HeapTuple	tp;
+	Oid			oid;
+	bool		c_code;
+} LgFnCacheEntry;
 
-	/*
-	 * PL/pgSQL and SQL functions run their statements through the hooks and
-	 * the PL/pgSQL plugin; a C function (not a language's handler) may
-	 * change state in ways only a read shows.
-	 */
-	if (!lg_fn_ran && (tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid))) != NULL)
+static LgFnCacheEntry fn_cache[LG_FN_CACHE_SIZE];
+static bool fn_cache_callback_registered = false;
+
+static void
+fn_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	memset(fn_cache, 0, sizeof(fn_cache));
+}
+
+static bool
+function_is_c_code(Oid fn_oid)
+{
+	LgFnCacheEntry *entry = &fn_cache[fn_oid & (LG_FN_CACHE_SIZE - 1)];
+	HeapTuple	tp;
+	bool		c_code = false;
+
+	if (entry->oid == fn_oid && OidIsValid(fn_oid))
+		return entry->c_code;
+	if (!fn_cache_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, fn_cache_reset, (Datum) 0);
+		fn_cache_callback_registered = true;
+	}
+	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (tp == NULL)
+		return false;
 	{
 		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tp);
 
-		if (proc->prolang == ClanguageId &&
+		c_code = proc->prolang == ClanguageId &&
 			proc->prorettype != LANGUAGE_HANDLEROID &&
 			!(proc->prorettype == VOIDOID && proc->pronargs == 1 &&
-			  proc->proargtypes.values[0] == INTERNALOID))
-		{
-			lg_fn_ran = true;
-			lg_guc_known = false;
-		}
-		ReleaseSysCache(tp);
+			  proc->proargtypes.values[0] == INTERNALOID);
+	}
+	ReleaseSysCache(tp);
+	entry->oid = fn_oid;
+	entry->c_code = c_code;
+	return c_code;
+}
+
+static bool
+lg_needs_fmgr_hook(Oid fn_oid)
+{
+	/*
+	 * PL/pgSQL and SQL functions run their statements through the hooks and
+	 * the PL/pgSQL plugin; a C function may change state in ways only a read
+	 * shows.
+	 */
+	if (!lg_fn_ran && function_is_c_code(fn_oid))
+	{
+		lg_callbacks_needed();
+		lg_fn_ran = true;
+		lg_guc_known = false;
 	}
 	return prev_needs_fmgr ? prev_needs_fmgr(fn_oid) : false;
 }
@@ -391,6 +465,4 @@ lg_pinning_install_hooks(void)
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = lg_fmgr_hook;
 	lg_plpgsql_install();
-
-	lg_session_register();
 }

@@ -90,6 +90,9 @@ extern bool lg_fn_ran;
 extern bool lg_guc_known;
 extern bool lg_xact_names;
 extern bool lg_pin_shmem_ready;
+extern uint32 lg_stmt_events;
+extern uint32 lg_pending_read;
+extern uint32 lg_published_dirty;
 
 /* Record pinning here at all? (parallel workers: their leader does) */
 static inline bool
@@ -104,12 +107,47 @@ extern void lg_record_event(LgReason reason, bool hidden, const char *text,
 extern void lg_hidden_calls(const LgPlanCalls *calls, const char *text);
 extern void lg_set_dirty(uint32 bits, bool on);
 extern void lg_publish(const char *pinned_by);
-extern void lg_statement_begin(void);
-extern void lg_statement_end(void);
+extern void lg_statement_begin_slow(void);
+extern void lg_statement_end_slow(void);
 extern void lg_read_param(const char *name);
 extern void lg_note_on_commit_drop(Oid relid);
 extern void lg_note_kinds(uint32 kinds);
 extern void lg_session_register(void);
+
+/*
+ * The transaction callbacks are registered the first time a session does
+ * something they must see: a session that never changes state pays
+ * nothing for them at transaction end.  Whatever sets lg_stmt_touched,
+ * lg_xact_touched, lg_fn_ran, lg_xact_names or records an event calls this
+ * first.
+ */
+extern bool lg_callbacks_registered;
+
+static inline void
+lg_callbacks_needed(void)
+{
+	if (unlikely(!lg_callbacks_registered))
+		lg_session_register();
+}
+
+/*
+ * The start and the end of a statement the client sent.  Most statements
+ * change nothing: they only check that here.
+ */
+static inline void
+lg_statement_begin(void)
+{
+	if (lg_stmt_events != 0 || lg_pending_read != 0)
+		lg_statement_begin_slow();
+}
+
+static inline void
+lg_statement_end(void)
+{
+	if ((lg_stmt_events | lg_stmt_touched | lg_pending_read) != 0 || lg_fn_ran ||
+		lg_dirty_mask != lg_published_dirty)
+		lg_statement_end_slow();
+}
 
 /* lg_plpgsql.c */
 extern void lg_plpgsql_install(void);

@@ -67,7 +67,8 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	/* an expression that is not simple ran through the executor hooks */
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL)
 		return;
-	if (lg_text_names_functions(expr->query, strlen(expr->query)) == 0)
+	if (strchr(expr->query, '(') == NULL ||
+		lg_text_names_functions(expr->query, strlen(expr->query)) == 0)
 		return;
 	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
 	if (calls.reasons != 0 || calls.sequence || calls.advisory)

@@ -27,6 +27,7 @@
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "tcop/tcopprot.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -39,7 +40,7 @@ static uint32 pin_mask = 0;		/* sticky: visible reasons */
 static uint32 event_mask = 0;	/* reasons with any event, for the stats */
 uint32		lg_dirty_mask = 0;	/* state present now */
 static TimestampTz pinned_since = 0;
-static uint32 published_dirty = 0;
+uint32		lg_published_dirty = 0;
 static uint32 published_pins = 0;
 
 /* Parameters: which of set / set_config put them there, and their print */
@@ -48,14 +49,14 @@ static uint64 guc_print = 0;
 bool		lg_guc_known = false;	/* the last read saw every set parameter */
 
 /* The statement the client sent, while it runs */
-static uint32 stmt_events = 0;	/* reasons it recorded an event of */
+uint32		lg_stmt_events = 0;	/* reasons it recorded an event of */
 uint32		lg_stmt_touched = 0;	/* LG_STATE_* to read at its end */
 bool		lg_fn_ran = false;	/* a C function was looked up */
 
 /* The transaction */
 uint32		lg_xact_touched = 0;	/* LG_STATE_* to read at its end */
 static uint32 xact_events = 0;	/* reasons it recorded an event of */
-static uint32 pending_read = 0; /* LG_STATE_* to read at the next statement */
+uint32		lg_pending_read = 0;	/* LG_STATE_* to read at the next statement */
 #define LG_MAX_ON_COMMIT_DROP 32
 static Oid	on_commit_drop[LG_MAX_ON_COMMIT_DROP];
 static int	n_on_commit_drop = 0;
@@ -63,7 +64,7 @@ static int	n_on_commit_drop = 0;
 bool		lg_xact_names = false;	/* cursors or channels changed in it */
 static uint32 temp_at_start = 0;	/* temp bits before its first change */
 
-static bool callbacks_registered = false;
+bool		lg_callbacks_registered = false;
 
 #define BIT(r)	LG_REASON_BIT(LG_REASON_##r)
 #define PARAM_BITS	(BIT(SET) | BIT(SET_CONFIG))
@@ -95,11 +96,11 @@ session_recorded(void)
 void
 lg_publish(const char *pinned_by)
 {
-	if ((lg_dirty_mask == published_dirty && pin_mask == published_pins &&
+	if ((lg_dirty_mask == lg_published_dirty && pin_mask == published_pins &&
 		 pinned_by == NULL) || !lg_shmem_ready())
 		return;
 	lg_slot_publish(pin_mask, lg_dirty_mask, pinned_since, pinned_by);
-	published_dirty = lg_dirty_mask;
+	lg_published_dirty = lg_dirty_mask;
 	published_pins = pin_mask;
 }
 
@@ -125,7 +126,8 @@ lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 	const char *pinned_by = NULL;
 	char		buf[LG_PINNED_BY_LEN];
 
-	stmt_events |= bit;
+	lg_callbacks_needed();
+	lg_stmt_events |= bit;
 	xact_events |= bit;
 	if (reason == LG_REASON_SET || reason == LG_REASON_SET_CONFIG)
 		param_kinds |= bit;
@@ -163,7 +165,7 @@ lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 static void
 record_hidden_change(LgReason reason)
 {
-	if ((stmt_events | xact_events) & LG_REASON_BIT(reason))
+	if ((lg_stmt_events | xact_events) & LG_REASON_BIT(reason))
 		return;
 	lg_record_event(reason, true, debug_query_string, 0, 0, 0);
 }
@@ -175,13 +177,14 @@ record_hidden_change(LgReason reason)
 void
 lg_hidden_calls(const LgPlanCalls *calls, const char *text)
 {
-	int			r;
+	uint32		reasons;
 
 	if (!lg_tracking())
 		return;
-	for (r = 0; r < LG_NUM_REASONS; r++)
-		if (calls->reasons & LG_REASON_BIT(r))
-			lg_record_event((LgReason) r, true, text, 0, 0, 0);
+	lg_callbacks_needed();
+	for (reasons = calls->reasons; reasons != 0; reasons &= reasons - 1)
+		lg_record_event((LgReason) pg_rightmost_one_pos32(reasons), true, text,
+						0, 0, 0);
 	if (calls->set_config)
 	{
 		lg_stmt_touched |= LG_STATE_GUC;
@@ -211,7 +214,7 @@ apply_params(bool dirty, uint64 print, bool events)
 {
 	if (!dirty)
 		param_kinds = 0;
-	else if (print != guc_print && events && (stmt_events & PARAM_BITS) == 0)
+	else if (print != guc_print && events && (lg_stmt_events & PARAM_BITS) == 0)
 		record_hidden_change(LG_REASON_SET_CONFIG); /* unseen C code */
 	if (dirty && (param_kinds & PARAM_BITS) == 0)
 		param_kinds = BIT(SET_CONFIG);
@@ -239,6 +242,7 @@ lg_read_param(const char *name)
 
 	if (!lg_guc_known || name == NULL)
 	{
+		lg_callbacks_needed();
 		lg_stmt_touched |= LG_STATE_GUC;
 		return;
 	}
@@ -288,7 +292,7 @@ read_names(void)
 static pg_noinline void
 statement_end_read(void)
 {
-	uint32		touched = lg_stmt_touched | pending_read;
+	uint32		touched = lg_stmt_touched | lg_pending_read;
 
 	if (lg_fn_ran)
 	{
@@ -302,27 +306,27 @@ statement_end_read(void)
 			read_params(false, lg_fn_ran);
 		if (touched & LG_STATE_TEMP)
 			read_temp();
-		pending_read = 0;
+		lg_pending_read = 0;
 	}
 	if (touched & LG_STATE_PREPARED)
 		lg_names_verify_prepared();
 	if (touched & (LG_STATE_PREPARED | LG_STATE_CURSOR | LG_STATE_LISTEN))
 		read_names();
 	lg_stmt_touched = 0;
-	stmt_events = 0;
+	lg_stmt_events = 0;
 	lg_fn_ran = false;
 	lg_publish(NULL);
 }
 
 void
-lg_statement_end(void)
+lg_statement_end_slow(void)
 {
-	if (lg_stmt_touched | pending_read | lg_fn_ran)
+	if (lg_stmt_touched | lg_pending_read | lg_fn_ran)
 		statement_end_read();
 	else
 	{
-		stmt_events = 0;
-		if (lg_dirty_mask != published_dirty)
+		lg_stmt_events = 0;
+		if (lg_dirty_mask != lg_published_dirty)
 			lg_publish(NULL);
 	}
 }
@@ -332,14 +336,14 @@ lg_statement_end(void)
  * read (its changes are no event).
  */
 void
-lg_statement_begin(void)
+lg_statement_begin_slow(void)
 {
-	uint32		pending = pending_read;
+	uint32		pending = lg_pending_read;
 
-	stmt_events = 0;
+	lg_stmt_events = 0;
 	if (pending == 0 || !IsTransactionState())
 		return;
-	pending_read = 0;
+	lg_pending_read = 0;
 	if (pending & LG_STATE_GUC)
 		read_params(false, false);
 	if (pending & LG_STATE_TEMP)
@@ -387,7 +391,7 @@ xact_end(XactEvent event)
 			/* every catalog change of the transaction is undone */
 			if (lg_xact_touched & LG_STATE_TEMP)
 				lg_dirty_mask = (lg_dirty_mask & ~TEMP_BITS) | temp_at_start;
-			stmt_events = 0;
+			lg_stmt_events = 0;
 			lg_stmt_touched = 0;
 			lg_fn_ran = false;
 			commit = false;
@@ -410,9 +414,29 @@ xact_end(XactEvent event)
 static void
 lg_xact_callback(XactEvent event, void *arg)
 {
-	/* nothing this transaction did can have changed session state */
-	if (lg_xact_touched | lg_stmt_touched | lg_fn_ran | lg_xact_names)
-		xact_end(event);
+	/*
+	 * Nothing this transaction did can have changed session state, or only
+	 * advisory locks, which lg_resource_release counts once they are
+	 * released.
+	 */
+	uint32		touched = lg_xact_touched & ~LG_STATE_ADVISORY;
+	bool		more = lg_stmt_touched != 0 || lg_fn_ran || lg_xact_names;
+
+	if (touched == 0 && !more)
+		return;
+
+	/*
+	 * Parameters set by statements that have ended were read at their end:
+	 * a commit changes nothing more (an abort undoes them: read again).
+	 */
+	if (touched == LG_STATE_GUC && !more && lg_nesting_level == 0 &&
+		(event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_COMMIT))
+	{
+		if (event == XACT_EVENT_COMMIT)
+			lg_xact_touched &= LG_STATE_ADVISORY;
+		return;
+	}
+	xact_end(event);
 }
 
 static void
@@ -432,7 +456,7 @@ lg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			lg_names_listen_subxact_end(GetCurrentTransactionNestLevel(), false);
 			lg_names_cursor_subxact_end(mySubid, parentSubid, false);
 			/* what it changed is undone after this callback: read it later */
-			pending_read |= LG_STATE_CURSOR | LG_STATE_GUC |
+			lg_pending_read |= LG_STATE_CURSOR | LG_STATE_GUC |
 				(lg_xact_touched & LG_STATE_TEMP);
 			lg_guc_known = false;
 			break;
@@ -486,6 +510,9 @@ lg_note_on_commit_drop(Oid relid)
 void
 lg_note_kinds(uint32 kinds)
 {
+	if (kinds == 0)
+		return;
+	lg_callbacks_needed();
 	if (kinds & (LG_STATE_CURSOR | LG_STATE_LISTEN))
 		lg_xact_names = true;
 	if ((kinds & LG_STATE_TEMP) && !(lg_xact_touched & LG_STATE_TEMP))
@@ -497,10 +524,10 @@ lg_note_kinds(uint32 kinds)
 void
 lg_session_register(void)
 {
-	if (callbacks_registered)
+	if (lg_callbacks_registered)
 		return;
 	RegisterXactCallback(lg_xact_callback, NULL);
 	RegisterSubXactCallback(lg_subxact_callback, NULL);
 	RegisterResourceReleaseCallback(lg_resource_release, NULL);
-	callbacks_registered = true;
+	lg_callbacks_registered = true;
 }
