@@ -9,7 +9,7 @@ LG_PG_CONFIG=${LG_PG_CONFIG%% *}
 LG_PG_BIN=$(dirname "$LG_PG_CONFIG")
 LG_PG_MAJOR=$(basename "$(dirname "$LG_PG_BIN")")
 LG_PACKAGES="postgresql-$LG_DEBIAN_MAJOR postgresql-server-dev-$LG_DEBIAN_MAJOR postgresql-contrib \
-libipc-run-perl pgbouncer make gcc util-linux"
+libipc-run-perl pgbouncer make gcc util-linux valgrind"
 
 lg_say() { printf '\n==> %s\n' "$*"; }
 
