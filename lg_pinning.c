@@ -28,12 +28,8 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
-#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_language.h"
-#include "catalog/pg_proc.h"
-#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -42,11 +38,9 @@
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/resowner.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "lg_pinning.h"
@@ -192,7 +186,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	named = memchr(text + location, '(', len) == NULL ? 0 :
 		lg_text_names_functions(text + location, len);
 	if (named == 0 &&
-		(pstmt->invalItems == NIL || !lg_plan_has_user_functions(pstmt)))
+		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)))
 	{
 		/* only a column default can still set sequence state */
 		if (pstmt->commandType != CMD_SELECT && lg_plan_sets_sequence(pstmt))
@@ -373,58 +367,6 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
  * Functions that are not built in: they can change state no hook sees
  * ----------
  */
-/*
- * Is a function C code (not a language's handler)?  Asked once per function
- * lookup of every statement that calls a function that is not built in, so
- * the answers are kept in a small cache, emptied when pg_proc changes.
- */
-#define LG_FN_CACHE_SIZE 64		/* a power of 2 */
-typedef struct LgFnCacheEntry
-{
-	Oid			oid;
-	bool		c_code;
-} LgFnCacheEntry;
-
-static LgFnCacheEntry fn_cache[LG_FN_CACHE_SIZE];
-static bool fn_cache_callback_registered = false;
-
-static void
-fn_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
-{
-	memset(fn_cache, 0, sizeof(fn_cache));
-}
-
-static bool
-function_is_c_code(Oid fn_oid)
-{
-	LgFnCacheEntry *entry = &fn_cache[fn_oid & (LG_FN_CACHE_SIZE - 1)];
-	HeapTuple	tp;
-	bool		c_code = false;
-
-	if (entry->oid == fn_oid && OidIsValid(fn_oid))
-		return entry->c_code;
-	if (!fn_cache_callback_registered)
-	{
-		CacheRegisterSyscacheCallback(PROCOID, fn_cache_reset, (Datum) 0);
-		fn_cache_callback_registered = true;
-	}
-	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
-	if (tp == NULL)
-		return false;
-	{
-		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tp);
-
-		c_code = proc->prolang == ClanguageId &&
-			proc->prorettype != LANGUAGE_HANDLEROID &&
-			!(proc->prorettype == VOIDOID && proc->pronargs == 1 &&
-			  proc->proargtypes.values[0] == INTERNALOID);
-	}
-	ReleaseSysCache(tp);
-	entry->oid = fn_oid;
-	entry->c_code = c_code;
-	return c_code;
-}
-
 static bool
 lg_needs_fmgr_hook(Oid fn_oid)
 {
@@ -433,7 +375,7 @@ lg_needs_fmgr_hook(Oid fn_oid)
 	 * the PL/pgSQL plugin; a C function may change state in ways only a read
 	 * shows.
 	 */
-	if (!lg_fn_ran && function_is_c_code(fn_oid))
+	if (lg_function_is_c_code(fn_oid) && !lg_fn_ran)
 	{
 		lg_callbacks_needed();
 		lg_fn_ran = true;

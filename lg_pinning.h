@@ -73,7 +73,8 @@ typedef struct LgPlanCalls
 } LgPlanCalls;
 
 extern uint32 lg_text_names_functions(const char *text, size_t len);
-extern bool lg_plan_has_user_functions(PlannedStmt *pstmt);
+extern bool lg_plan_may_inline(PlannedStmt *pstmt);
+extern bool lg_function_is_c_code(Oid fn_oid);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
 extern bool lg_copy_sets_sequence(CopyStmt *stmt);

@@ -10,8 +10,9 @@
  *
  *	- the statement text names one of the functions (a memchr pass over the
  *	  text: no allocation), or
- *	- the plan depends on a user-defined function (pstmt->invalItems holds a
- *	  PROCOID item), which is how an inlined SQL function shows.
+ *	- the plan depends on a function that is not built in and not known to
+ *	  be other than SQL (pstmt->invalItems holds a PROCOID item for it),
+ *	  which is how an inlined SQL function shows.
  *
  * A call found in the plan whose function the text does not name came from
  * an inlined function: lg_pinning.c reports it as hidden.  Column defaults
@@ -23,15 +24,20 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -85,9 +91,101 @@ lg_text_names_functions(const char *text, size_t len)
 	return mask;
 }
 
-/* Does the plan call or inline a user-defined function? */
+/* ----------
+ * What is known of the functions that are not built in
+ * ----------
+ *
+ * needs_fmgr_hook asks about every function that is not built in, each time
+ * a statement looks it up (fmgr_info, while the executor starts).  The
+ * answers are kept here, emptied whenever pg_proc changes:
+ *	- whether it is C code (not a language's handler): lg_pinning.c then
+ *	  reads the parameters back after the statement;
+ *	- that it is not an SQL function, and so never inlined: kept as the
+ *	  hash value that plans record it by (PlanInvalItem), so that a plan
+ *	  whose functions are all known so needs no walk.
+ */
+#define LG_FN_CACHE_SIZE 64		/* a power of 2 */
+#define LG_NOT_INLINED_SIZE 256 /* a power of 2 */
+
+typedef struct LgFnCacheEntry
+{
+	Oid			oid;
+	bool		c_code;
+} LgFnCacheEntry;
+
+static LgFnCacheEntry fn_cache[LG_FN_CACHE_SIZE];
+static uint32 not_inlined[LG_NOT_INLINED_SIZE];	/* hash values; 0: free */
+static bool fn_cache_callback_registered = false;
+
+static void
+fn_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	memset(fn_cache, 0, sizeof(fn_cache));
+	memset(not_inlined, 0, sizeof(not_inlined));
+}
+
+static bool
+not_inlined_find(uint32 hash, bool add)
+{
+	int			i;
+
+	if (hash == 0)
+		return false;
+	for (i = 0; i < LG_NOT_INLINED_SIZE; i++)
+	{
+		uint32	   *slot = &not_inlined[(hash + i) & (LG_NOT_INLINED_SIZE - 1)];
+
+		if (*slot == hash)
+			return true;
+		if (*slot == 0)
+		{
+			if (add)
+				*slot = hash;
+			return add;
+		}
+	}
+	return false;				/* full: walk */
+}
+
 bool
-lg_plan_has_user_functions(PlannedStmt *pstmt)
+lg_function_is_c_code(Oid fn_oid)
+{
+	LgFnCacheEntry *entry = &fn_cache[fn_oid & (LG_FN_CACHE_SIZE - 1)];
+	HeapTuple	tp;
+	Form_pg_proc proc;
+	bool		c_code;
+
+	if (entry->oid == fn_oid && OidIsValid(fn_oid))
+		return entry->c_code;
+	if (!fn_cache_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, fn_cache_reset, (Datum) 0);
+		fn_cache_callback_registered = true;
+	}
+	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (tp == NULL)
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tp);
+	c_code = proc->prolang == ClanguageId &&
+		proc->prorettype != LANGUAGE_HANDLEROID &&
+		!(proc->prorettype == VOIDOID && proc->pronargs == 1 &&
+		  proc->proargtypes.values[0] == INTERNALOID);
+	if (proc->prolang != SQLlanguageId)
+		not_inlined_find(GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(fn_oid)),
+						 true);
+	ReleaseSysCache(tp);
+	entry->oid = fn_oid;
+	entry->c_code = c_code;
+	return c_code;
+}
+
+/*
+ * Could the plan hold the body of an inlined function?  It depends on a
+ * function that is not built in (pstmt->invalItems holds a PROCOID item:
+ * called or inlined) that is not known to be other than SQL.
+ */
+bool
+lg_plan_may_inline(PlannedStmt *pstmt)
 {
 	ListCell   *lc;
 
@@ -95,7 +193,7 @@ lg_plan_has_user_functions(PlannedStmt *pstmt)
 	{
 		PlanInvalItem *item = (PlanInvalItem *) lfirst(lc);
 
-		if (item->cacheId == PROCOID)
+		if (item->cacheId == PROCOID && !not_inlined_find(item->hashValue, false))
 			return true;
 	}
 	return false;

@@ -324,6 +324,26 @@ SELECT * FROM agree;
 SELECT pg_advisory_unlock_all();
 SELECT * FROM agree;
 
+--
+-- 9. A function known as PL/pgSQL, replaced by an inlinable SQL function:
+--    what is known of functions goes with the change of pg_proc, and the
+--    inlined body is walked
+--
+\c lg_state
+CREATE FUNCTION f_becomes_sql() RETURNS text LANGUAGE plpgsql AS
+  $$ BEGIN RETURN 'plain'; END $$;
+SELECT lambdaguard.reset();
+SELECT f_becomes_sql();
+SELECT f_becomes_sql();
+SELECT * FROM my_events;
+SELECT * FROM agree;
+CREATE OR REPLACE FUNCTION f_becomes_sql() RETURNS text LANGUAGE sql AS
+  $$ SELECT set_config('app.tenant', '9', false) $$;
+EXPLAIN (COSTS OFF) SELECT f_becomes_sql();
+SELECT f_becomes_sql();
+SELECT * FROM my_events;
+SELECT * FROM agree;
+
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;
