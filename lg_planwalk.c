@@ -8,8 +8,8 @@
  * for their FuncExprs instead.  The search is the expensive part of the
  * pinning hooks and runs only where it can find something:
  *
- *	- the statement text names one of the functions (a memchr pass over the
- *	  text: no allocation), or
+ *	- the statement text calls one of the functions by name (the identifier
+ *	  before each '(': no allocation), or
  *	- the plan depends on a function that is not built in and not known to
  *	  be other than SQL (pstmt->invalItems holds a PROCOID item for it),
  *	  which is how an inlined SQL function shows.
@@ -34,6 +34,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
+#include "parser/scansup.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -44,29 +45,134 @@
 #include "lg_pinning.h"
 #include "lg_compat.h"
 
-/* Does a sequence or advisory function's name have its 'v' at p? */
-static inline uint32
-v_of_function_name(const char *text, const char *p, const char *end)
+/* Does name begin with lit (lower case), in any case? */
+static inline bool
+prefix_ci(const char *name, const char *lit, size_t n)
 {
-	/* nextval, currval, lastval, setval */
-	if (end - p >= 3 && (p[1] | 0x20) == 'a' && (p[2] | 0x20) == 'l')
+	size_t		i;
+
+	if (memcmp(name, lit, n) == 0)
+		return true;			/* the usual spelling */
+	for (i = 0; i < n; i++)
 	{
-		if (p - text >= 4 && (pg_strncasecmp(p - 4, "next", 4) == 0 ||
-							  pg_strncasecmp(p - 4, "curr", 4) == 0 ||
-							  pg_strncasecmp(p - 4, "last", 4) == 0))
-			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
-		if (p - text >= 3 && pg_strncasecmp(p - 3, "set", 3) == 0)
-			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+		char		c = name[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != lit[i])
+			return false;
 	}
-	/* advisory */
-	if (p - text >= 2 && end - p >= 6 && pg_strncasecmp(p - 2, "advisory", 8) == 0)
+	return true;
+}
+
+/* The reason of a function called by this name (any case), or 0 */
+static uint32
+reason_of_name(const char *name, size_t len)
+{
+	switch (len)
+	{
+		case 10:
+			if (prefix_ci(name, "set_config", 10))
+				return LG_REASON_BIT(LG_REASON_SET_CONFIG);
+			break;
+		case 7:					/* nextval, currval, lastval */
+			if (prefix_ci(name + 4, "val", 3) &&
+				(prefix_ci(name, "next", 4) || prefix_ci(name, "curr", 4) ||
+				 prefix_ci(name, "last", 4)))
+				return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+			break;
+		case 6:
+			if (prefix_ci(name, "setval", 6))
+				return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+			break;
+	}
+	/* pg_advisory_*, pg_try_advisory_* */
+	if (len > 11 && prefix_ci(name, "pg_", 3) &&
+		(prefix_ci(name + 3, "advisory_", 9) ||
+		 (len > 15 && prefix_ci(name + 3, "try_advisory_", 13))))
 		return LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
 	return 0;
 }
 
+/* Characters of an unquoted identifier: letters, digits, _, $, non-ASCII */
+static bool identifier_chars[256];
+
+static void
+identifier_chars_init(void)
+{
+	int			c;
+
+	for (c = 0; c < 256; c++)
+		identifier_chars[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '$' || c >= 0x80;
+}
+
 /*
- * The reasons whose functions the text names.  Every such name has a 'v' or
- * a '_', so memchr (vectorised in libc) finds the few places worth a look.
+ * The name of the function a '(' at p would call: back over white space and
+ * comments to an identifier, plain or quoted (the last part of a qualified
+ * name).  Sets *name and returns its length; 0 if there is none, or if it
+ * cannot be a reason function's (by its last letter).
+ */
+static size_t
+name_before_paren(const char *text, const char *p, const char **name)
+{
+	const char *q = p;
+	const char *stop;
+
+	for (;;)
+	{
+		while (q > text && scanner_isspace(q[-1]))
+			q--;
+		if (q - text >= 4 && q[-1] == '/' && q[-2] == '*')
+		{
+			/* a comment: back to its start (nested ones: the innermost) */
+			const char *c = q - 2;
+
+			while (c - text >= 2 && !(c[-2] == '/' && c[-1] == '*'))
+				c--;
+			if (c - text < 2)
+				return 0;
+			q = c - 2;
+			continue;
+		}
+		break;
+	}
+	stop = q;
+	if (q == text)
+		return 0;
+	switch (q[-1] | 0x20)
+	{
+		case 'g':				/* set_config */
+		case 'l':				/* nextval ... setval, pg_advisory_unlock_all */
+		case 'k':				/* pg_advisory_lock ... */
+		case 'd':				/* pg_advisory_lock_shared ... */
+		case '"':
+			break;
+		default:
+			return 0;			/* no reason function's name ends so */
+	}
+	if (q[-1] == '"')
+	{
+		stop = --q;
+		while (q > text && q[-1] != '"')
+			q--;
+		if (q == text)
+			return 0;
+	}
+	else
+	{
+		if (unlikely(!identifier_chars['a']))
+			identifier_chars_init();
+		while (q > text && identifier_chars[(unsigned char) q[-1]])
+			q--;
+	}
+	*name = q;
+	return stop - q;
+}
+
+/*
+ * The reasons whose functions the text calls by name: the identifier before
+ * each '(' (memchr, vectorised in libc, finds them).
  */
 uint32
 lg_text_names_functions(const char *text, size_t len)
@@ -75,19 +181,14 @@ lg_text_names_functions(const char *text, size_t len)
 	const char *p;
 	uint32		mask = 0;
 
-	/* each is called: no parenthesis, no call */
-	if (memchr(text, '(', len) == NULL)
-		return 0;
-	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
-		mask |= v_of_function_name(text, p, end);
-	for (p = text; (p = memchr(p, 'V', end - p)) != NULL; p++)
-		mask |= v_of_function_name(text, p, end);
-	for (p = text; (p = memchr(p, '_', end - p)) != NULL; p++)
-		if (p - text >= 3 && end - p >= 7 && pg_strncasecmp(p - 3, "set_config", 10) == 0)
-		{
-			mask |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
-			break;
-		}
+	for (p = text; (p = memchr(p, '(', end - p)) != NULL; p++)
+	{
+		const char *name;
+		size_t		n = name_before_paren(text, p, &name);
+
+		if (n >= 6)
+			mask |= reason_of_name(name, n);
+	}
 	return mask;
 }
 

@@ -9,7 +9,7 @@
  * RETURN nextval('s').  PL/pgSQL's instrumentation plugin (the
  * "PLpgSQL_plugin" rendezvous variable, as pldebugger uses it) is called
  * after each statement: for those statements whose expression names a
- * reason function (a memchr pass over the expression's text), the planned
+ * reason function (the identifier before each '(' of its text), the planned
  * expression is walked, and each call found is a hidden event of that
  * statement.
  *
