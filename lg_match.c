@@ -211,6 +211,7 @@ lg_parse_names(const char *value, LgListKind kind, LgAllocFn alloc,
 	}
 	list->n = count;
 	list->star = false;
+	list->initials = 0;
 	text = (char *) &list->items[count];
 
 	/* second pass: fill; it cannot fail where the first one passed */
@@ -220,6 +221,7 @@ lg_parse_names(const char *value, LgListKind kind, LgAllocFn alloc,
 		(void) next_element(&pos, kind, i + 1, text, &len, errbuf);
 		text[len] = '\0';
 		list->items[i] = text;
+		list->initials |= UINT32_C(1) << (ascii_lower(text[0]) & 31);
 		if (kind == LG_LIST_ROLES && strcmp(text, "*") == 0)
 			list->star = true;
 		text += len + 1;
@@ -478,6 +480,9 @@ bool
 lg_names_contain_ci(const LgNameList *list, const char *name)
 {
 	int			i;
+
+	if ((list->initials & (UINT32_C(1) << (ascii_lower(name[0]) & 31))) == 0)
+		return false;
 
 	for (i = 0; i < list->n; i++)
 	{

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Limits that keep every list cheap to match on each scan */
 #define LG_LIST_MAX_ELEMENTS	1000
@@ -36,6 +37,8 @@ typedef struct LgNameList
 {
 	int			n;
 	bool		star;			/* roles: '*' was given */
+	uint32_t	initials;		/* bit (c & 31) of each item's first byte c,
+								 * lower-cased: a quick "not in the list" */
 	const char *items[];		/* point into the same block */
 } LgNameList;
 
