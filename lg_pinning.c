@@ -149,7 +149,7 @@ plan_events(PlannedStmt *pstmt, const char *text, int location, uint32 named,
 	if (calls.sequence)
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
 	if (calls.advisory)
-		lg_xact_touched |= LG_STATE_ADVISORY;
+		lg_note_advisory();
 	lg_publish(NULL);
 }
 

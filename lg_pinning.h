@@ -113,6 +113,7 @@ extern void lg_statement_end_slow(void);
 extern void lg_read_param(const char *name);
 extern void lg_note_on_commit_drop(Oid relid);
 extern void lg_note_kinds(uint32 kinds);
+extern void lg_note_advisory(void);
 extern void lg_session_register(void);
 
 /*

@@ -193,7 +193,7 @@ lg_hidden_calls(const LgPlanCalls *calls, const char *text)
 	if (calls->sequence)
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
 	if (calls->advisory)
-		lg_xact_touched |= LG_STATE_ADVISORY;
+		lg_note_advisory();
 	lg_publish(NULL);
 }
 
@@ -297,7 +297,7 @@ statement_end_read(void)
 	if (lg_fn_ran)
 	{
 		touched |= LG_STATE_GUC;
-		lg_xact_touched |= LG_STATE_ADVISORY;
+		lg_note_advisory();
 	}
 	lg_xact_touched |= touched & (LG_STATE_GUC | LG_STATE_TEMP);
 	if (IsTransactionState())
@@ -372,7 +372,7 @@ xact_end(XactEvent event)
 			if (lg_xact_touched & LG_STATE_TEMP)
 				read_temp();
 			if (lg_fn_ran)
-				lg_xact_touched |= LG_STATE_ADVISORY;
+				lg_note_advisory();
 			lg_publish(NULL);
 			return;
 		case XACT_EVENT_COMMIT:
@@ -387,7 +387,7 @@ xact_end(XactEvent event)
 			if (((lg_xact_touched | lg_stmt_touched) & LG_STATE_GUC) || lg_fn_ran)
 				read_params(true, false);
 			if (lg_fn_ran)
-				lg_xact_touched |= LG_STATE_ADVISORY;
+				lg_note_advisory();
 			/* every catalog change of the transaction is undone */
 			if (lg_xact_touched & LG_STATE_TEMP)
 				lg_dirty_mask = (lg_dirty_mask & ~TEMP_BITS) | temp_at_start;
@@ -414,14 +414,19 @@ xact_end(XactEvent event)
 static void
 lg_xact_callback(XactEvent event, void *arg)
 {
+	uint32		touched = lg_xact_touched & ~LG_STATE_ADVISORY;
+	bool		more = lg_stmt_touched != 0 || lg_fn_ran || lg_xact_names;
+
+	/* the events of a transaction that ends (advisory_recount needs them) */
+	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PREPARE) && !(lg_xact_touched & LG_STATE_ADVISORY))
+		xact_events = 0;
+
 	/*
 	 * Nothing this transaction did can have changed session state, or only
 	 * advisory locks, which lg_resource_release counts once they are
 	 * released.
 	 */
-	uint32		touched = lg_xact_touched & ~LG_STATE_ADVISORY;
-	bool		more = lg_stmt_touched != 0 || lg_fn_ran || lg_xact_names;
-
 	if (touched == 0 && !more)
 		return;
 
@@ -490,12 +495,32 @@ static void
 lg_resource_release(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 					void *arg)
 {
-	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel ||
+		!(lg_xact_touched & LG_STATE_ADVISORY))
 		return;
-	if ((lg_xact_touched & LG_STATE_ADVISORY) && lg_tracking())
+	if (lg_tracking())
 		advisory_recount(isCommit);
 	else
 		xact_events = 0;
+}
+
+/*
+ * Advisory locks may have changed in this transaction: count them once its
+ * locks are released.  The resource release callback that does so is
+ * registered the first time (it is called several times per transaction).
+ */
+void
+lg_note_advisory(void)
+{
+	static bool registered = false;
+
+	lg_xact_touched |= LG_STATE_ADVISORY;
+	if (unlikely(!registered))
+	{
+		lg_callbacks_needed();
+		RegisterResourceReleaseCallback(lg_resource_release, NULL);
+		registered = true;
+	}
 }
 
 /* An ON COMMIT DROP temporary table: not state after the commit */
@@ -528,6 +553,5 @@ lg_session_register(void)
 		return;
 	RegisterXactCallback(lg_xact_callback, NULL);
 	RegisterSubXactCallback(lg_subxact_callback, NULL);
-	RegisterResourceReleaseCallback(lg_resource_release, NULL);
 	lg_callbacks_registered = true;
 }
