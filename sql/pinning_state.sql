@@ -344,6 +344,21 @@ SELECT f_becomes_sql();
 SELECT * FROM my_events;
 SELECT * FROM agree;
 
+--
+-- 10. A call the client wrote is visible whatever its spelling: qualified,
+--     quoted, upper case, white space or a comment before the parenthesis
+--
+\c lg_state
+SELECT lambdaguard.reset();
+SELECT pg_catalog.set_config ('work_mem', '9MB', false);
+SELECT "set_config"/* why not */('app.tenant', '10', false);
+SELECT NEXTVAL('s1') > 0 AS called;
+SELECT pg_advisory_lock
+  (11);
+SELECT * FROM my_events;
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_all();
+
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;
