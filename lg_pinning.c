@@ -62,13 +62,13 @@ static fmgr_hook_type prev_fmgr = NULL;
  * statement) saves the level, raises it, and puts the saved value back in
  * PG_FINALLY, as pg_stat_statements does.  So an error, an exception
  * caught by PL/pgSQL, or a COMMIT or ROLLBACK inside a procedure never
- * leaves it wrong, and no callback touches it.  A statement started at a
- * level above 0 is inside a function or procedure: hidden.  (ExecutorFinish
- * of a plain SELECT runs no other code, so it needs no raise: see
- * finish_runs_code.)  The query a
- * top-level utility statement runs itself (CREATE TABLE AS, EXECUTE,
- * DECLARE, EXPLAIN ANALYZE, COPY (query)) starts at own_query_level and is
- * the client's statement too, but its text was checked already.
+ * leaves it wrong, and no callback touches it.  (ExecutorFinish of a plain
+ * SELECT runs no other code, so it needs no raise: see finish_runs_code.)
+ * A statement started at a level above 0 is inside a function or
+ * procedure: hidden.  The query a top-level utility statement runs itself
+ * (CREATE TABLE AS, EXECUTE, DECLARE, EXPLAIN ANALYZE, COPY (query)) starts
+ * at own_query_level and is the client's statement too, but its text was
+ * checked already.
  */
 int			lg_nesting_level = 0;
 static int	own_query_level = -1;
