@@ -64,8 +64,13 @@ gen() {
 		esac
 	done
 }
+# Each run starts from the same data directory: the UPDATEs of one run
+# would otherwise change what the next one prunes and scans.
+lg_as_server_user cp -a "$data" "$dir/template"
 instr() {
 	local preload=$1 script=$2
+	lg_as_server_user rm -rf "$data"
+	lg_as_server_user cp -a "$dir/template" "$data"
 	lg_as_server_user valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 		"$LG_PG_BIN/postgres" --single -D "$data" -c "shared_preload_libraries=$preload" \
 		-c lambdaguard.track_pinning=all postgres <"$script" 2>&1 >/dev/null |
