@@ -34,7 +34,6 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
-#include "parser/scansup.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -107,50 +106,88 @@ identifier_chars_init(void)
 			(c >= '0' && c <= '9') || c == '_' || c == '$' || c >= 0x80;
 }
 
+/* Does a sequence or advisory function's name have its 'v' at p? */
+static inline uint32
+v_of_function_name(const char *text, const char *p, const char *end)
+{
+	/* nextval, currval, lastval, setval */
+	if (end - p >= 3 && (p[1] | 0x20) == 'a' && (p[2] | 0x20) == 'l')
+	{
+		if (p - text >= 4 && (prefix_ci(p - 4, "next", 4) ||
+							  prefix_ci(p - 4, "curr", 4) ||
+							  prefix_ci(p - 4, "last", 4)))
+			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+		if (p - text >= 3 && prefix_ci(p - 3, "set", 3))
+			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+	}
+	/* advisory */
+	if (p - text >= 2 && end - p >= 6 && prefix_ci(p - 2, "advisory", 8))
+		return LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+	return 0;
+}
+
 /*
- * The name of the function a '(' at p would call: back over white space and
- * comments to an identifier, plain or quoted (the last part of a qualified
- * name).  Sets *name and returns its length; 0 if there is none, or if it
- * cannot be a reason function's (by its last letter).
+ * The reasons whose functions' names stand anywhere in the text (in a
+ * comment or a string too: more than called).  Every such name has a 'v'
+ * or a '_', so memchr finds the few places worth a look.
+ */
+static uint32
+names_anywhere(const char *text, size_t len)
+{
+	const char *end = text + len;
+	const char *p;
+	uint32		mask = 0;
+
+	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
+		mask |= v_of_function_name(text, p, end);
+	for (p = text; (p = memchr(p, 'V', end - p)) != NULL; p++)
+		mask |= v_of_function_name(text, p, end);
+	for (p = text; (p = memchr(p, '_', end - p)) != NULL; p++)
+		if (p - text >= 3 && end - p >= 7 && prefix_ci(p - 3, "set_config", 10))
+		{
+			mask |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
+			break;
+		}
+	return mask;
+}
+
+#define NAME_UNKNOWN ((size_t) -1)
+
+/*
+ * The name of the function a '(' at p would call: back over spaces and tabs
+ * to an identifier, plain or quoted (the last part of a qualified name).
+ * Sets *name and returns its length; 0 if there is none, or if it cannot be
+ * a reason function's (by its last letter).  NAME_UNKNOWN if a line break or
+ * a comment comes first: reading backwards cannot tell a line comment or a
+ * nested one from code.
  */
 static size_t
 name_before_paren(const char *text, const char *p, const char **name)
 {
 	const char *q = p;
 	const char *stop;
+	char		c;
 
-	for (;;)
-	{
-		while (q > text && scanner_isspace(q[-1]))
-			q--;
-		if (q - text >= 4 && q[-1] == '/' && q[-2] == '*')
-		{
-			/* a comment: back to its start (nested ones: the innermost) */
-			const char *c = q - 2;
-
-			while (c - text >= 2 && !(c[-2] == '/' && c[-1] == '*'))
-				c--;
-			if (c - text < 2)
-				return 0;
-			q = c - 2;
-			continue;
-		}
-		break;
-	}
-	stop = q;
+	while (q > text && (q[-1] == ' ' || q[-1] == '\t'))
+		q--;
 	if (q == text)
 		return 0;
-	switch (q[-1] | 0x20)
+	c = q[-1];
+	if (c == '\n' || c == '\r' || c == '\f' || c == '\v' ||
+		(c == '/' && q - text >= 2 && q[-2] == '*'))
+		return NAME_UNKNOWN;
+	switch (c | 0x20)
 	{
 		case 'g':				/* set_config */
 		case 'l':				/* nextval ... setval, pg_advisory_unlock_all */
 		case 'k':				/* pg_advisory_lock ... */
 		case 'd':				/* pg_advisory_lock_shared ... */
-		case '"':
 			break;
 		default:
-			return 0;			/* no reason function's name ends so */
+			if (c != '"')
+				return 0;		/* no reason function's name ends so */
 	}
+	stop = q;
 	if (q[-1] == '"')
 	{
 		stop = --q;
@@ -172,7 +209,8 @@ name_before_paren(const char *text, const char *p, const char **name)
 
 /*
  * The reasons whose functions the text calls by name: the identifier before
- * each '(' (memchr, vectorised in libc, finds them).
+ * each '(' (memchr, vectorised in libc, finds them), or every name in the
+ * text where a line break or a comment stands before a '('.
  */
 uint32
 lg_text_names_functions(const char *text, size_t len)
@@ -186,6 +224,8 @@ lg_text_names_functions(const char *text, size_t len)
 		const char *name;
 		size_t		n = name_before_paren(text, p, &name);
 
+		if (n == NAME_UNKNOWN)
+			return names_anywhere(text, len);
 		if (n >= 6)
 			mask |= reason_of_name(name, n);
 	}

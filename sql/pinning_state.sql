@@ -355,6 +355,8 @@ SELECT "set_config"/* why not */('app.tenant', '10', false);
 SELECT NEXTVAL('s1') > 0 AS called;
 SELECT pg_advisory_lock
   (11);
+SELECT set_config -- a line comment
+  ('app.tenant', '12', false);
 SELECT * FROM my_events;
 SELECT * FROM agree;
 SELECT pg_advisory_unlock_all();
