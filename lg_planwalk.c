@@ -9,7 +9,8 @@
  * pinning hooks and runs only where it can find something:
  *
  *	- the statement text calls one of the functions by name (the identifier
- *	  before each '(': no allocation), or
+ *	  before each '(', or any mention where a line break or a comment
+ *	  stands before a '('; no allocation), or
  *	- the plan depends on a function that is not built in and not known to
  *	  be other than SQL (pstmt->invalItems holds a PROCOID item for it),
  *	  which is how an inlined SQL function shows.
