@@ -248,6 +248,7 @@ lg_text_names_functions(const char *text, size_t len)
  */
 #define LG_FN_CACHE_SIZE 64		/* a power of 2 */
 #define LG_NOT_INLINED_SIZE 256 /* a power of 2 */
+#define LG_NOT_INLINED_PROBES 8 /* slots looked at from a hash's place */
 
 typedef struct LgFnCacheEntry
 {
@@ -273,7 +274,7 @@ not_inlined_find(uint32 hash, bool add)
 
 	if (hash == 0)
 		return false;
-	for (i = 0; i < LG_NOT_INLINED_SIZE; i++)
+	for (i = 0; i < LG_NOT_INLINED_PROBES; i++)
 	{
 		uint32	   *slot = &not_inlined[(hash + i) & (LG_NOT_INLINED_SIZE - 1)];
 
@@ -286,7 +287,7 @@ not_inlined_find(uint32 hash, bool add)
 			return add;
 		}
 	}
-	return false;				/* full: walk */
+	return false;				/* no room near its place: walk */
 }
 
 bool
