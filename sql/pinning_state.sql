@@ -355,6 +355,7 @@ SELECT "set_config"/* why not */('app.tenant', '10', false);
 SELECT NEXTVAL('s1') > 0 AS called;
 SELECT pg_advisory_lock
   (11);
+-- (psql before 15 drops the line comment from the text it sends)
 SELECT set_config -- a line comment
   ('app.tenant', '12', false);
 SELECT * FROM my_events;
