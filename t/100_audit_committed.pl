@@ -130,9 +130,10 @@ SELECT coalesce((SELECT n_tup_ins >= 3 FROM pg_stat_user_tables
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE public.lg_fault_pids (pid int PRIMARY KEY);
--- Fails on the first row of the second orphan listed in lg_fault_pids: its
--- own pid has no row yet, another listed pid has one
-CREATE FUNCTION public.lg_fault_error() RETURNS trigger
+-- On the first row of the second orphan listed in lg_fault_pids (its own
+-- pid has no row yet, another listed pid has one): fails ('error') or
+-- sleeps 3 s ('sleep'), as the trigger's argument says
+CREATE FUNCTION public.lg_fault() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF EXISTS (SELECT 1 FROM public.lg_fault_pids f WHERE f.pid = NEW.pid)
@@ -141,22 +142,11 @@ BEGIN
                      JOIN public.lg_fault_pids f ON f.pid = h.pid
                     WHERE h.pid OPERATOR(pg_catalog.<>) NEW.pid)
     THEN
-        RAISE EXCEPTION 'lg_fault: injected failure for pid %', NEW.pid;
-    END IF;
-    RETURN NEW;
-END
-$$;
--- Sleeps 3 s on the same row instead
-CREATE FUNCTION public.lg_fault_sleep() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM public.lg_fault_pids f WHERE f.pid = NEW.pid)
-       AND NOT EXISTS (SELECT 1 FROM lambdaguard.history h WHERE h.pid = NEW.pid)
-       AND EXISTS (SELECT 1 FROM lambdaguard.history h
-                     JOIN public.lg_fault_pids f ON f.pid = h.pid
-                    WHERE h.pid OPERATOR(pg_catalog.<>) NEW.pid)
-    THEN
-        PERFORM pg_catalog.pg_sleep(3);
+        IF TG_ARGV[0] = 'sleep' THEN
+            PERFORM pg_catalog.pg_sleep(3);
+        ELSE
+            RAISE EXCEPTION 'lg_fault: injected failure for pid %', NEW.pid;
+        END IF;
     END IF;
     RETURN NEW;
 END
@@ -182,7 +172,7 @@ sub three_orphans
 	my $log = lg_log_offset($node);
 	$node->safe_psql('postgres', q{
 CREATE TRIGGER lg_fault BEFORE INSERT ON lambdaguard.history
-    FOR EACH ROW EXECUTE FUNCTION public.lg_fault_error()});
+    FOR EACH ROW EXECUTE FUNCTION public.lg_fault('error')});
 	my @s = three_orphans('lg_error');
 	my @pids = map { $_->pid } @s;
 	my $w0 = lg_worker($node);
@@ -235,7 +225,7 @@ SELECT bool_and(NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p)
 	my $log = lg_log_offset($node);
 	$node->safe_psql('postgres', q{
 CREATE TRIGGER lg_fault BEFORE INSERT ON lambdaguard.history
-    FOR EACH ROW EXECUTE FUNCTION public.lg_fault_sleep()});
+    FOR EACH ROW EXECUTE FUNCTION public.lg_fault('sleep')});
 	my @s = three_orphans('lg_sigterm');
 	my @pids = map { $_->pid } @s;
 	my $w0 = lg_worker($node);
