@@ -162,6 +162,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	bool		hidden;
 	int			location;
 	size_t		len;
+	const char *paren;
 	uint32		named;
 
 	if (prev_ExecutorStart)
@@ -183,8 +184,9 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	}
 
 	/* each function is called: no parenthesis, no call */
-	named = memchr(text + location, '(', len) == NULL ? 0 :
-		lg_text_names_functions(text + location, len);
+	paren = memchr(text + location, '(', len);
+	named = paren == NULL ? 0 :
+		lg_text_names_functions(text + location, len, paren);
 	if (named == 0 &&
 		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)))
 	{

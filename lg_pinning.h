@@ -72,7 +72,8 @@ typedef struct LgPlanCalls
 	bool		advisory;		/* an advisory lock function may have run */
 } LgPlanCalls;
 
-extern uint32 lg_text_names_functions(const char *text, size_t len);
+extern uint32 lg_text_names_functions(const char *text, size_t len,
+									   const char *paren);
 extern bool lg_plan_may_inline(PlannedStmt *pstmt);
 extern bool lg_function_is_c_code(Oid fn_oid);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);

@@ -210,17 +210,18 @@ name_before_paren(const char *text, const char *p, const char **name)
 
 /*
  * The reasons whose functions the text calls by name: the identifier before
- * each '(' (memchr, vectorised in libc, finds them), or every name in the
- * text where a line break or a comment stands before a '('.
+ * each '(' (memchr, vectorised in libc, finds them; the caller found the
+ * first, paren), or every name in the text where a line break or a comment
+ * stands before a '('.
  */
 uint32
-lg_text_names_functions(const char *text, size_t len)
+lg_text_names_functions(const char *text, size_t len, const char *paren)
 {
 	const char *end = text + len;
 	const char *p;
 	uint32		mask = 0;
 
-	for (p = text; (p = memchr(p, '(', end - p)) != NULL; p++)
+	for (p = paren; p != NULL; p = memchr(p + 1, '(', end - p - 1))
 	{
 		const char *name;
 		size_t		n = name_before_paren(text, p, &name);

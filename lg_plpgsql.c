@@ -63,12 +63,14 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 {
 	PLpgSQL_expr *expr = statement_expression(stmt);
 	LgPlanCalls calls;
+	const char *paren;
 
 	/* an expression that is not simple ran through the executor hooks */
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL)
 		return;
-	if (strchr(expr->query, '(') == NULL ||
-		lg_text_names_functions(expr->query, strlen(expr->query)) == 0)
+	paren = strchr(expr->query, '(');
+	if (paren == NULL ||
+		lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0)
 		return;
 	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
 	if (calls.reasons != 0 || calls.sequence || calls.advisory)
