@@ -2,9 +2,9 @@
 MODULE_big = pg_lambdaguard
 OBJS = \
 	pg_lambdaguard.o \
+	src/common/lg_match.o \
 	lg_history.o \
 	lg_locks.o \
-	lg_match.o \
 	lg_names.o \
 	lg_orphan.o \
 	lg_pinning.o \
@@ -28,8 +28,10 @@ ISOLATION = session_state
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check_iso
 TAP_TESTS = 1
 
+PG_CPPFLAGS = -I$(srcdir)/include
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): pg_lambdaguard.h lg_compat.h lg_match.h lg_pinning.h
+$(OBJS): pg_lambdaguard.h lg_pinning.h $(wildcard $(srcdir)/include/*.h)

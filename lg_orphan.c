@@ -116,7 +116,7 @@ lg_watch_match(const LgWatchFilter *filter, Oid userid, bool superuser,
 	}
 
 	if (lg_appname_list->n > 0 &&
-		!lg_names_like_any(lg_appname_list, appname ? appname : ""))
+		!lg_list_like_any(lg_appname_list, appname ? appname : ""))
 		return false;
 
 	if (lg_addr_list->n > 0)

@@ -103,7 +103,7 @@ static const LgEffectRow effects[] = {
 bool
 lg_parameter_ignored(const char *name)
 {
-	return name != NULL && lg_names_contain_ci(lg_ignored_list, name);
+	return name != NULL && lg_list_contains_ci(lg_ignored_list, name);
 }
 
 static bool

@@ -22,7 +22,7 @@
  *     reference matcher on valid UTF-8; lg_like() runs on the whole input,
  *     on every item, and on a 63-byte run of 'a' (the longest
  *     application_name) - libFuzzer's -timeout catches exponential time;
- *   - parameter names: lg_names_contain_ci() finds every item, in any case;
+ *   - parameter names: lg_list_contains_ci() finds every item, in any case;
  *   - CIDRs: family and mask length are valid, no host bits are set,
  *     lg_cidrs_match() agrees with a bit-by-bit reference on fixed
  *     addresses, on each item's own address (and its IPv4-mapped form), on
@@ -478,7 +478,7 @@ exercise_patterns(const LgNameList *list, const char *input)
 	if (aaa[0] == '\0')
 		memset(aaa, 'a', 63);
 
-	/* lg_names_like_any is the OR of lg_like over the list */
+	/* lg_list_like_any is the OR of lg_like over the list */
 	for (k = 0; k < 2; k++)
 	{
 		const char *text = k == 0 ? input : aaa;
@@ -486,8 +486,8 @@ exercise_patterns(const LgNameList *list, const char *input)
 
 		for (i = 0; i < list->n && !any; i++)
 			any = lg_like(text, list->items[i]);
-		if (lg_names_like_any(list, text) != any)
-			fail("patterns: lg_names_like_any(\"%s\") is not the OR of lg_like", text);
+		if (lg_list_like_any(list, text) != any)
+			fail("patterns: lg_list_like_any(\"%s\") is not the OR of lg_like", text);
 	}
 
 	for (i = 0; i < list->n; i++)
@@ -501,8 +501,8 @@ exercise_patterns(const LgNameList *list, const char *input)
 		lit = literal_of(pat);
 		if (!lg_like(lit, pat))
 			fail("patterns: \"%s\" does not match its literal text \"%s\"", pat, lit);
-		if (!lg_names_like_any(list, lit))
-			fail("patterns: lg_names_like_any misses \"%s\"", lit);
+		if (!lg_list_like_any(list, lit))
+			fail("patterns: lg_list_like_any misses \"%s\"", lit);
 		/* without wildcards or escapes, only that text */
 		if (strpbrk(pat, "%_\\") == NULL && strcmp(lit, pat) != 0)
 			fail("patterns: literal text of \"%s\" differs", pat);
@@ -542,23 +542,23 @@ exercise_names_ci(const LgNameList *list)
 
 		if (!up)
 			abort();
-		if (!lg_names_contain_ci(list, s))
-			fail("lg_names_contain_ci misses item %d \"%s\"", i + 1, s);
+		if (!lg_list_contains_ci(list, s))
+			fail("lg_list_contains_ci misses item %d \"%s\"", i + 1, s);
 		for (k = 0; k <= len; k++)
 			up[k] = (s[k] >= 'a' && s[k] <= 'z') ? (char) (s[k] - 'a' + 'A') : s[k];
-		if (!lg_names_contain_ci(list, up))
-			fail("lg_names_contain_ci misses \"%s\" (item %d in upper case)", up, i + 1);
+		if (!lg_list_contains_ci(list, up))
+			fail("lg_list_contains_ci misses \"%s\" (item %d in upper case)", up, i + 1);
 		/* a strict prefix or extension is not the same name */
 		memcpy(up, s, len);
 		up[len] = 'q';
 		up[len + 1] = '\0';
-		(void) lg_names_contain_ci(list, up);
+		(void) lg_list_contains_ci(list, up);
 		up[len - 1] = '\0';
-		(void) lg_names_contain_ci(list, up);
+		(void) lg_list_contains_ci(list, up);
 		free(up);
 	}
-	(void) lg_names_contain_ci(list, "");
-	(void) lg_names_contain_ci(list, "application_name");
+	(void) lg_list_contains_ci(list, "");
+	(void) lg_list_contains_ci(list, "application_name");
 }
 
 static void

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the list parsers and matchers of pg_lambdaguard (lg_match.c) with
+# Fuzzes the list parsers and matchers of pg_lambdaguard (src/common/lg_match.c) with
 # libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer.
 #
 #     bash tools/fuzz.sh [seconds]        # default 60
@@ -16,7 +16,7 @@
 # temporary directory, and exits 1.
 #
 # Environment:
-#   LG_FUZZ_SRC=DIR   fuzz the lg_match.c/lg_match.h found in DIR instead of
+#   LG_FUZZ_SRC=DIR   fuzz the src/common/lg_match.c and include/lg_match.h found under DIR instead of
 #                     the checkout's (to check a proposed fix)
 #   LG_FUZZ_MAX_LEN=N longest input tried (default 4096: room for a list of
 #                     more than 1000 elements)
@@ -47,10 +47,10 @@ keep=${LG_FUZZ_KEEP:-0}
 cleanup() { if [ "$keep" != 1 ]; then rm -rf "$tmp"; fi; }
 trap cleanup EXIT
 
-say "building fuzz/fuzz_lists.c with $src/lg_match.c into $tmp"
+say "building fuzz/fuzz_lists.c with $src/src/common/lg_match.c into $tmp"
 $CC -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-I"$src" "$here/fuzz/fuzz_lists.c" "$src/lg_match.c" -o "$tmp/fuzz_lists"
+	-I"$src/include" "$here/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_lists"
 
 mkdir -p "$tmp/corpus" "$tmp/artifacts"
 cp "$here"/fuzz/corpus/* "$tmp/corpus/"
@@ -76,12 +76,12 @@ if [ "$rc" -eq 0 ] && [ -z "$artifacts" ]; then
 	say "no crash, no timeout in ${seconds}s"
 	# source coverage of lg_match.c over the grown corpus (each input once)
 	if $CC -O1 -fprofile-instr-generate -fcoverage-mapping -fsanitize=fuzzer \
-		-I"$src" "$here/fuzz/fuzz_lists.c" "$src/lg_match.c" -o "$tmp/fuzz_cov" 2>/dev/null &&
+		-I"$src/include" "$here/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_cov" 2>/dev/null &&
 		(cd "$tmp" && LLVM_PROFILE_FILE="$tmp/cov.profraw" ./fuzz_cov -runs=0 corpus >/dev/null 2>&1) &&
 		llvm-profdata-14 merge -sparse "$tmp/cov.profraw" -o "$tmp/cov.profdata" 2>/dev/null; then
 		say "coverage of lg_match.c by the corpus ($(ls "$tmp/corpus" | wc -l) inputs)"
 		llvm-cov-14 report "$tmp/fuzz_cov" -instr-profile="$tmp/cov.profdata" \
-			"$src/lg_match.c" 2>/dev/null | sed -n '1,3p' || true
+			"$src/src/common/lg_match.c" 2>/dev/null | sed -n '1,3p' || true
 	fi
 	exit 0
 fi

@@ -71,10 +71,10 @@ extern LgCidrList *lg_parse_cidrs(const char *value, LgAllocFn alloc,
 extern bool lg_like(const char *text, const char *pattern);
 
 /* Does any pattern of the list match? */
-extern bool lg_names_like_any(const LgNameList *list, const char *text);
+extern bool lg_list_like_any(const LgNameList *list, const char *text);
 
 /* Is the name in the list, ignoring ASCII case? */
-extern bool lg_names_contain_ci(const LgNameList *list, const char *name);
+extern bool lg_list_contains_ci(const LgNameList *list, const char *name);
 
 /*
  * Does an address fall in any CIDR of the list?  family is AF_INET,

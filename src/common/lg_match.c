@@ -466,7 +466,7 @@ lg_like(const char *text, const char *pattern)
 }
 
 bool
-lg_names_like_any(const LgNameList *list, const char *text)
+lg_list_like_any(const LgNameList *list, const char *text)
 {
 	int			i;
 
@@ -477,7 +477,7 @@ lg_names_like_any(const LgNameList *list, const char *text)
 }
 
 bool
-lg_names_contain_ci(const LgNameList *list, const char *name)
+lg_list_contains_ci(const LgNameList *list, const char *name)
 {
 	int			i;
 
