@@ -1,21 +1,13 @@
 # pg_lambdaguard: built with PGXS
 MODULE_big = pg_lambdaguard
+# The composition root, then the layers from the bottom up
 OBJS = \
 	pg_lambdaguard.o \
-	src/common/lg_match.o \
-	lg_history.o \
-	lg_locks.o \
-	lg_names.o \
-	lg_orphan.o \
-	lg_pinning.o \
-	lg_planwalk.o \
-	lg_plpgsql.o \
-	lg_session.o \
-	lg_session_state.o \
-	lg_state.o \
-	lg_utility.o \
-	lg_views.o \
-	lg_worker.o
+	$(patsubst %.c,%.o,$(sort $(wildcard src/common/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/shmem/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/orphan/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/pinning/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/sql/*.c)))
 
 EXTENSION = pg_lambdaguard
 DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql
@@ -29,9 +21,12 @@ ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=.
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/include
+# -Wall -Wextra, less what PostgreSQL's own headers trip; the test command
+# builds with -Werror (COPT), so a warning fails it
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): pg_lambdaguard.h lg_pinning.h $(wildcard $(srcdir)/include/*.h)
+$(OBJS): $(wildcard $(srcdir)/include/*.h)

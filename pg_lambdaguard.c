@@ -1,8 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * pg_lambdaguard.c
- *		Entry point of pg_lambdaguard: settings, shared memory requests,
- *		hook installation and the background worker's registration.
+ *		The composition root of pg_lambdaguard: _PG_init, the settings,
+ *		every hook assignment, the shared-memory request (the sum of each
+ *		module's size) and its start-up (each module's init), and the
+ *		background worker's registration.
+ *
+ * The modules below depend on each other in one direction only:
+ *
+ *	  common (src/common) <- shared memory (src/shmem)
+ *		<- { orphan guard (src/orphan), pinning (src/pinning) }
+ *		<- SQL-callable layer (src/sql) <- this file
+ *
+ * The orphan guard and pinning never call each other; nothing calls the SQL
+ * layer; modules read settings through lg_settings.h only.  The test
+ * command checks it (tools/check_layers.sh).
  *
  * Everything that needs shared memory needs the library in
  * shared_preload_libraries.  Loaded any other way (CREATE EXTENSION without
@@ -18,11 +30,16 @@
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_hooks.h"
+#include "lg_plpgsql.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
+#include "lg_worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -323,6 +340,17 @@ lg_define_settings(void)
 	MarkGUCPrefixReserved("lambdaguard");
 }
 
+/*
+ * Shared memory: the sum of what each module needs, and one LWLock for the
+ * event ring.
+ */
+static void
+lg_shmem_request(void)
+{
+	RequestAddinShmemSpace(add_size(lg_shmem_size(), lg_worker_shmem_size()));
+	RequestNamedLWLockTranche(LG_SHMEM_TRANCHE, 1);
+}
+
 #ifdef LG_HAVE_SHMEM_REQUEST_HOOK
 static void
 lg_shmem_request_hook(void)
@@ -338,7 +366,40 @@ lg_shmem_startup_hook(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	lg_shmem_startup();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	lg_shmem_init();
+	lg_worker_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * The pinning hooks, each after the one that was there, and the PL/pgSQL
+ * plugin where no other library has taken PL/pgSQL's one plugin slot.
+ */
+static void
+lg_install_pinning_hooks(void)
+{
+	LgHookChain prev;
+	void	  **plpgsql_plugin;
+
+	prev.ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = lg_ExecutorStart;
+	prev.ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = lg_ExecutorRun;
+	prev.ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = lg_ExecutorFinish;
+	prev.ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = lg_ProcessUtility;
+	prev.needs_fmgr = needs_fmgr_hook;
+	needs_fmgr_hook = lg_needs_fmgr_hook;
+	prev.fmgr = fmgr_hook;
+	fmgr_hook = lg_fmgr_hook;
+	lg_hooks_chain(&prev);
+
+	plpgsql_plugin = (void **) find_rendezvous_variable("PLpgSQL_plugin");
+	if (*plpgsql_plugin == NULL)
+		*plpgsql_plugin = lg_plpgsql_plugin();
 }
 
 void
@@ -359,6 +420,6 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = lg_shmem_startup_hook;
 
-	lg_pinning_install_hooks();
+	lg_install_pinning_hooks();
 	lg_worker_register();
 }

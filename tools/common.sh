@@ -39,11 +39,13 @@ lg_install_packages() {
 }
 
 # Build and install the extension into the PostgreSQL $LG_PG_MAJOR tree.
+# LG_WERROR=1 makes a compiler warning an error (the test command sets it).
 lg_build_install() {
-	local src=$1
+	local src=$1 copt=""
 	lg_say "building and installing pg_lambdaguard"
-	make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG"
-	lg_root make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG" install
+	if [ "${LG_WERROR:-0}" = 1 ]; then copt="-Werror"; fi
+	make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG" COPT="$copt"
+	lg_root make -C "$src" -s PG_CONFIG="$LG_PG_CONFIG" COPT="$copt" install
 }
 
 # The user that runs servers: postgres when we are root, else ourselves.

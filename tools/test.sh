@@ -45,8 +45,6 @@ test_version() {
 
 	lg_say "$version ($pgc)"
 	work=$(lg_scratch_copy "$here")
-	lg_build_install "$work"
-	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$work"; fi
 
 	suite_done() {
 		if [ "$1" -eq 0 ]; then passed=$((passed + 1)); else
@@ -54,6 +52,23 @@ test_version() {
 			echo "FAILED on $version: $2"
 		fi
 	}
+
+	# a compiler warning fails the build; then the direction of dependencies
+	lg_say "$major: build without warnings (-Wall -Wextra -Werror), direction of dependencies"
+	rc=0
+	LG_WERROR=1 lg_build_install "$work" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		suite_done "$rc" "build (a compiler warning or error)"
+		summary+=("PostgreSQL $major ($version): $passed passed, $failed failed")
+		total_failed=$((total_failed + failed))
+		rm -rf "$work"
+		work=""
+		return
+	fi
+	rc=0
+	bash "$here/tools/check_layers.sh" "$work" || rc=$?
+	suite_done "$rc" "direction of dependencies (tools/check_layers.sh)"
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$work"; fi
 
 	lg_say "$major: pg_regress, isolation and TAP tests (make installcheck)"
 	rc=0

@@ -16,7 +16,7 @@
  *	  which is how an inlined SQL function shows.
  *
  * A call found in the plan whose function the text does not name came from
- * an inlined function: lg_pinning.c reports it as hidden.  Column defaults
+ * an inlined function: lg_hooks.c reports it as hidden.  Column defaults
  * (nextval of a serial column, an identity column) set sequence state but
  * are not a reason; lg_plan_sets_sequence() looks for them in the few
  * expressions an INSERT, UPDATE or MERGE evaluates for its target.
@@ -42,8 +42,9 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "lg_pinning.h"
 #include "lg_compat.h"
+#include "lg_planwalk.h"
+#include "lg_settings.h"
 
 /* Does name begin with lit (lower case), in any case? */
 static inline bool
@@ -66,7 +67,7 @@ prefix_ci(const char *name, const char *lit, size_t n)
 }
 
 /* The reason of a function called by this name (any case), or 0 */
-static uint32
+static LgReasonMask
 reason_of_name(const char *name, size_t len)
 {
 	switch (len)
@@ -108,7 +109,7 @@ identifier_chars_init(void)
 }
 
 /* Does a sequence or advisory function's name have its 'v' at p? */
-static inline uint32
+static inline LgReasonMask
 v_of_function_name(const char *text, const char *p, const char *end)
 {
 	/* nextval, currval, lastval, setval */
@@ -132,12 +133,12 @@ v_of_function_name(const char *text, const char *p, const char *end)
  * comment or a string too: more than called).  Every such name has a 'v'
  * or a '_', so memchr finds the few places worth a look.
  */
-static uint32
+static LgReasonMask
 names_anywhere(const char *text, size_t len)
 {
 	const char *end = text + len;
 	const char *p;
-	uint32		mask = 0;
+	LgReasonMask mask = 0;
 
 	for (p = text; (p = memchr(p, 'v', end - p)) != NULL; p++)
 		mask |= v_of_function_name(text, p, end);
@@ -214,12 +215,12 @@ name_before_paren(const char *text, const char *p, const char **name)
  * first, paren), or every name in the text where a line break or a comment
  * stands before a '('.
  */
-uint32
+LgReasonMask
 lg_text_names_functions(const char *text, size_t len, const char *paren)
 {
 	const char *end = text + len;
 	const char *p;
-	uint32		mask = 0;
+	LgReasonMask mask = 0;
 
 	for (p = paren; p != NULL; p = memchr(p + 1, '(', end - p - 1))
 	{
@@ -241,8 +242,8 @@ lg_text_names_functions(const char *text, size_t len, const char *paren)
  * needs_fmgr_hook asks about every function that is not built in, each time
  * a statement looks it up (fmgr_info, while the executor starts).  The
  * answers are kept here, emptied whenever pg_proc changes:
- *	- whether it is C code (not a language's handler): lg_pinning.c then
- *	  reads the parameters back after the statement;
+ *	- whether it is C code (not a language's handler): the parameters are
+ *	  then read back after the statement (lg_pinstate.c, lg_readback.c);
  *	- that it is not an SQL function, and so never inlined: kept as the
  *	  hash value that plans record it by (PlanInvalItem), so that a plan
  *	  whose functions are all known so needs no walk.

@@ -4,7 +4,7 @@
  *		SQL-facing functions: the set-returning functions behind the views,
  *		lambdaguard.scan() and lambdaguard.reset().
  *
- * Each reads shared state through lg_state.c, which copies it out under its
+ * Each reads shared state through lg_shmem.c, which copies it out under its
  * lock; tuples are built here, after every lock is released.
  *
  * Privileges.  A view calls its functions with the rights of whoever reads
@@ -47,8 +47,14 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_datum.h"
+#include "lg_history.h"
+#include "lg_locks.h"
+#include "lg_orphan.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
+#include "lg_worker.h"
 
 PG_FUNCTION_INFO_V1(lg_sessions);
 PG_FUNCTION_INFO_V1(lg_pinning_events);
@@ -61,74 +67,11 @@ PG_FUNCTION_INFO_V1(lg_reason_list);
 
 #define INSUFFICIENT_PRIVILEGE "<insufficient privilege>"
 
-/* ----------
- * Helpers shared with the audit trail
- * ----------
- */
-
-Datum
-lg_inet_datum(const SockAddr *addr, bool *isnull)
-{
-	char		host[NI_MAXHOST];
-	const struct sockaddr *sa = (const struct sockaddr *) &addr->addr;
-
-	*isnull = true;
-	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
-		return (Datum) 0;
-	if (pg_getnameinfo_all(&addr->addr, addr->salen, host, sizeof(host),
-						   NULL, 0, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-		return (Datum) 0;
-	clean_ipv6_addr(sa->sa_family, host);
-	*isnull = false;
-	return DirectFunctionCall1(inet_in, CStringGetDatum(host));
-}
-
-Datum
-lg_reasons_array(uint32 mask, bool *isnull)
-{
-	Datum		elems[LG_NUM_REASONS];
-	int			n = 0;
-	int			r;
-
-	for (r = 0; r < LG_NUM_REASONS; r++)
-		if (mask & LG_REASON_BIT(r))
-			elems[n++] = CStringGetTextDatum(lg_reason_names[r]);
-	*isnull = false;
-	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/* The state as pg_stat_activity names it, or NULL */
-const char *
-lg_state_name(BackendState state)
-{
-	switch (state)
-	{
-		case STATE_IDLE:
-			return "idle";
-		case STATE_RUNNING:
-			return "active";
-		case STATE_IDLEINTRANSACTION:
-			return "idle in transaction";
-		case STATE_IDLEINTRANSACTION_ABORTED:
-			return "idle in transaction (aborted)";
-		case STATE_FASTPATH:
-			return "fastpath function call";
-		case STATE_DISABLED:
-			return "disabled";
-#if PG_VERSION_NUM >= 180000
-		case STATE_STARTING:
-			return "starting";
-#endif
-		default:
-			return NULL;
-	}
-}
-
 /*
  * pg_stat_activity's rule for showing a session's query text.
  */
-bool
-lg_may_read_query(Oid userid)
+static bool
+may_read_query(Oid userid)
 {
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
 		has_privs_of_role(GetUserId(), userid);
@@ -299,10 +242,10 @@ lg_sessions(PG_FUNCTION_ARGS)
 		LgSession  *s = &snap->sessions[i];
 		Datum		values[SESSIONS_NATTS];
 		bool		nulls[SESSIONS_NATTS];
-		bool		may_read = lg_may_read_query(s->userid);
-		const char *state = lg_state_name(s->state);
-		uint32		pins = s->has_pins ? s->pins.pin_mask : 0;
-		uint32		dirty = s->has_pins ? s->pins.dirty_mask : 0;
+		bool		may_read = may_read_query(s->userid);
+		const char *state = lg_backend_state_name(s->state);
+		LgReasonMask pins = s->has_pins ? s->pins.pin_mask : 0;
+		LgReasonMask dirty = s->has_pins ? s->pins.dirty_mask : 0;
 		bool		pinned = (pins & LG_PINS_RDS_PROXY_MASK) != 0;
 
 		lg_judge(s, now);
@@ -401,7 +344,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 		values[5] = event_addr(e->family, e->addr, &nulls[5]);
 		values[6] = CStringGetTextDatum(lg_reason_names[e->reason]);
 		values[7] = BoolGetDatum(e->hidden);
-		if (!lg_may_read_query(e->userid))
+		if (!may_read_query(e->userid))
 			values[8] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 		else if (e->statement)
 			values[8] = CStringGetTextDatum(e->statement);
@@ -610,7 +553,7 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 			d->action = LG_ACTION_DRY_RUN;
 			d->at = GetCurrentTimestamp();
 			lg_history_values(d, values, nulls);
-			if (!lg_may_read_query(d->s.userid))
+			if (!may_read_query(d->s.userid))
 				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 			put_history_row(store, tupdesc, map, values, nulls);
 		}
@@ -638,7 +581,7 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 				get_role_oid(NameStr(*DatumGetName(values[3])), true);
 
 			/* the query text follows pg_stat_activity's rule (the row keeps it) */
-			if (!nulls[16] && !lg_may_read_query(role))
+			if (!nulls[16] && !may_read_query(role))
 				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 			put_history_row(store, tupdesc, map, values, nulls);
 		}

@@ -61,8 +61,12 @@
 #include "utils/timestamp.h"
 #include "portability/instr_time.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_history.h"
+#include "lg_orphan.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
+#include "lg_worker.h"
 
 /* Seconds between two restarts after an error: no tight loop */
 #define LG_RESTART_SECONDS		10
@@ -71,7 +75,6 @@
 /* The worker waits this long for a lock on the history table, then errors */
 #define LG_LOCK_TIMEOUT			"5s"
 
-#define MS(x)	((int64) (x) * 1000)	/* milliseconds to TimestampTz units */
 
 static LgWorkerInfo info;
 static MemoryContext scan_context = NULL;
@@ -289,9 +292,9 @@ brake_holds(TimestampTz now, TimestampTz *free_at)
 	if (sent_n < sent_cap)
 		return false;
 	oldest = sent[sent_next];	/* the ring is full: next is the oldest */
-	if (now - oldest >= MS(lg_naptime))
+	if (now - oldest >= LG_MS(lg_naptime))
 		return false;
-	*free_at = oldest + MS(lg_naptime);
+	*free_at = oldest + LG_MS(lg_naptime);
 	return true;
 }
 
@@ -458,7 +461,7 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 
-	if (ready && GetCurrentTimestamp() - last_purge >= MS(LG_PURGE_INTERVAL_MS))
+	if (ready && GetCurrentTimestamp() - last_purge >= LG_MS(LG_PURGE_INTERVAL_MS))
 	{
 		lg_history_purge();
 		last_purge = GetCurrentTimestamp();
@@ -729,7 +732,7 @@ lg_worker_main(Datum main_arg)
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
-		lg_worker_note_error(edata->message, lg_history_writing);
+		lg_worker_note_error(edata->message, lg_history_writing());
 		if (serving)
 			request_finish(NULL, 0, edata->message);
 		FreeErrorData(edata);

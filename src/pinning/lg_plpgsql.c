@@ -13,10 +13,11 @@
  * expression is walked, and each call found is a hidden event of that
  * statement.
  *
- * The plugin is installed only if no other library has taken the
- * rendezvous variable: PL/pgSQL calls one plugin.  Without it, parameters
- * and advisory locks changed this way are still found by reading the state
- * back (lg_pinning.c); sequence state is not.
+ * The root installs the plugin (lg_plpgsql_plugin) only if no other
+ * library has taken the rendezvous variable: PL/pgSQL calls one plugin.
+ * Without it, parameters and advisory locks changed this way are still
+ * found by reading the state back at the statement's end (lg_pinstate.c,
+ * through lg_readback.c); sequence state is not.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,7 +26,9 @@
 #include "fmgr.h"
 #include "plpgsql.h"
 
-#include "lg_pinning.h"
+#include "lg_pinstate.h"
+#include "lg_planwalk.h"
+#include "lg_plpgsql.h"
 
 static void lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt);
 
@@ -72,17 +75,14 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	if (paren == NULL ||
 		lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0)
 		return;
+	if (!lg_pinstate_tracking())
+		return;
 	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
-	if (calls.reasons != 0 || calls.sequence || calls.advisory)
-		lg_hidden_calls(&calls, expr->query);
+	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
 }
 
-void
-lg_plpgsql_install(void)
+void *
+lg_plpgsql_plugin(void)
 {
-	PLpgSQL_plugin **plugin_ptr;
-
-	plugin_ptr = (PLpgSQL_plugin **) find_rendezvous_variable("PLpgSQL_plugin");
-	if (*plugin_ptr == NULL)
-		*plugin_ptr = &lg_plugin;
+	return &lg_plugin;
 }

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * lg_names.c
+ * lg_objects.c
  *		The session's named objects PostgreSQL keeps out of reach:
  *		prepared statements, cursors, channels listened on.
  *
@@ -22,7 +22,7 @@
 #include "utils/memutils.h"
 #include "utils/portal.h"
 
-#include "lg_pinning.h"
+#include "lg_objects.h"
 
 /* ----------
  * Named objects: prepared statements, cursors, channels
@@ -32,26 +32,27 @@
 /* At most this many names of each kind are remembered */
 #define LG_MAX_NAMES 256
 
-typedef struct LgName
+typedef struct LgObject
 {
 	char		name[NAMEDATALEN];
-	bool		flag;			/* from_sql; WITH HOLD */
+	bool		from_sql;		/* prepared statements: PREPARE, not Parse */
+	bool		with_hold;		/* cursors: DECLARE ... WITH HOLD */
 	TimestampTz prepare_time;	/* prepared statements */
 	SubTransactionId subid;		/* cursors: created in; InvalidSubTransactionId once committed */
-} LgName;
+} LgObject;
 
-typedef struct LgNameSet
+typedef struct LgObjectSet
 {
 	int			n;
 	bool		overflow;		/* more existed than fitted */
-	LgName	   *items;
-} LgNameSet;
+	LgObject	   *items;
+} LgObjectSet;
 
-static LgNameSet prepared;
-static LgNameSet cursors;
+static LgObjectSet prepared;
+static LgObjectSet cursors;
 
 static int
-name_find(LgNameSet *set, const char *name)
+name_find(LgObjectSet *set, const char *name)
 {
 	int			i;
 
@@ -62,22 +63,22 @@ name_find(LgNameSet *set, const char *name)
 }
 
 static void
-name_remove_at(LgNameSet *set, int i)
+name_remove_at(LgObjectSet *set, int i)
 {
 	set->items[i] = set->items[--set->n];
 }
 
-static LgName *
-name_add(LgNameSet *set, const char *name)
+static LgObject *
+name_add(LgObjectSet *set, const char *name)
 {
 	int			i = name_find(set, name);
-	LgName	   *item;
+	LgObject	   *item;
 
 	if (i >= 0)
 		return &set->items[i];
 	if (set->items == NULL)
 		set->items = MemoryContextAllocZero(TopMemoryContext,
-											sizeof(LgName) * LG_MAX_NAMES);
+											sizeof(LgObject) * LG_MAX_NAMES);
 	if (set->n >= LG_MAX_NAMES)
 	{
 		set->overflow = true;
@@ -90,7 +91,7 @@ name_add(LgNameSet *set, const char *name)
 }
 
 static void
-name_clear(LgNameSet *set)
+name_clear(LgObjectSet *set)
 {
 	set->n = 0;
 	set->overflow = false;
@@ -98,18 +99,18 @@ name_clear(LgNameSet *set)
 
 /* A PREPARE, DEALLOCATE or DEALLOCATE ALL succeeded */
 void
-lg_names_prepared(const char *name, bool from_sql, LgEffectOp op)
+lg_objects_prepared(const char *name, bool from_sql, LgEffectOp op)
 {
 	if (op == LG_OP_CLEAR)
 		name_clear(&prepared);
 	else if (op == LG_OP_ADD)
 	{
 		PreparedStatement *ps = FetchPreparedStatement(name, false);
-		LgName	   *item = name_add(&prepared, name);
+		LgObject	   *item = name_add(&prepared, name);
 
 		if (item)
 		{
-			item->flag = from_sql;
+			item->from_sql = from_sql;
 			item->prepare_time = ps ? ps->prepare_time : 0;
 		}
 	}
@@ -128,7 +129,7 @@ lg_names_prepared(const char *name, bool from_sql, LgEffectOp op)
  * name is new: its prepare_time differs.
  */
 bool
-lg_protocol_statement_is_new(const char *name)
+lg_objects_protocol_statement_is_new(const char *name)
 {
 	PreparedStatement *ps = FetchPreparedStatement(name, false);
 	int			i = name_find(&prepared, name);
@@ -138,14 +139,14 @@ lg_protocol_statement_is_new(const char *name)
 	if (i >= 0 && prepared.items[i].prepare_time == ps->prepare_time)
 		return false;
 	if (i < 0 && prepared.n >= LG_MAX_NAMES)
-		lg_names_verify_prepared();
-	lg_names_prepared(name, false, LG_OP_ADD);
+		lg_objects_verify_prepared();
+	lg_objects_prepared(name, false, LG_OP_ADD);
 	return true;
 }
 
 /* Forget the names PostgreSQL no longer has (a protocol Close message) */
 void
-lg_names_verify_prepared(void)
+lg_objects_verify_prepared(void)
 {
 	int			i = 0;
 
@@ -161,14 +162,14 @@ lg_names_verify_prepared(void)
 }
 
 void
-lg_names_prepared_counts(bool *sql, bool *protocol)
+lg_objects_prepared_counts(bool *sql, bool *protocol)
 {
 	int			i;
 
 	*sql = *protocol = prepared.overflow;
 	for (i = 0; i < prepared.n; i++)
 	{
-		if (prepared.items[i].flag)
+		if (prepared.items[i].from_sql)
 			*sql = true;
 		else
 			*protocol = true;
@@ -177,17 +178,17 @@ lg_names_prepared_counts(bool *sql, bool *protocol)
 
 /* A DECLARE, CLOSE or CLOSE ALL succeeded */
 void
-lg_names_cursor(const char *name, bool hold, LgEffectOp op)
+lg_objects_cursor(const char *name, bool hold, LgEffectOp op)
 {
 	if (op == LG_OP_CLEAR)
 		name_clear(&cursors);
 	else if (op == LG_OP_ADD)
 	{
-		LgName	   *item = name_add(&cursors, name);
+		LgObject	   *item = name_add(&cursors, name);
 
 		if (item)
 		{
-			item->flag = hold;
+			item->with_hold = hold;
 			item->subid = GetCurrentSubTransactionId();
 		}
 	}
@@ -206,15 +207,15 @@ lg_names_cursor(const char *name, bool hold, LgEffectOp op)
  * (closed by a protocol Close) is forgotten too.
  */
 void
-lg_names_cursor_xact_end(bool commit)
+lg_objects_cursor_xact_end(bool commit)
 {
 	int			i = 0;
 
 	while (i < cursors.n)
 	{
-		LgName	   *c = &cursors.items[i];
+		LgObject	   *c = &cursors.items[i];
 
-		if (!c->flag || (!commit && c->subid != InvalidSubTransactionId) ||
+		if (!c->with_hold || (!commit && c->subid != InvalidSubTransactionId) ||
 			(commit && c->subid == InvalidSubTransactionId &&
 			 !PortalIsValid(GetPortalByName(c->name))))
 			name_remove_at(&cursors, i);
@@ -230,14 +231,14 @@ lg_names_cursor_xact_end(bool commit)
 
 /* Cursors declared in a subtransaction belong to its parent, or are gone */
 void
-lg_names_cursor_subxact_end(SubTransactionId sub, SubTransactionId parent,
+lg_objects_cursor_subxact_end(SubTransactionId sub, SubTransactionId parent,
 							bool commit)
 {
 	int			i = 0;
 
 	while (i < cursors.n)
 	{
-		LgName	   *c = &cursors.items[i];
+		LgObject	   *c = &cursors.items[i];
 
 		if (c->subid == sub && !commit)
 		{
@@ -251,7 +252,7 @@ lg_names_cursor_subxact_end(SubTransactionId sub, SubTransactionId parent,
 }
 
 void
-lg_names_cursor_counts(bool *plain, bool *hold)
+lg_objects_cursor_counts(bool *plain, bool *hold)
 {
 	int			i;
 
@@ -259,7 +260,7 @@ lg_names_cursor_counts(bool *plain, bool *hold)
 	*hold = cursors.overflow;
 	for (i = 0; i < cursors.n; i++)
 	{
-		if (cursors.items[i].flag)
+		if (cursors.items[i].with_hold)
 			*hold = true;
 		else
 			*plain = true;
@@ -283,7 +284,7 @@ static List *listen_committed = NIL;	/* of char * */
 static List *listen_pending = NIL;	/* of LgListenAction * */
 
 void
-lg_names_listen(const char *name, LgEffectOp op)
+lg_objects_listen(const char *name, LgEffectOp op)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	LgListenAction *a = palloc0(sizeof(LgListenAction));
@@ -297,7 +298,7 @@ lg_names_listen(const char *name, LgEffectOp op)
 }
 
 void
-lg_names_listen_subxact_end(int level, bool commit)
+lg_objects_listen_subxact_end(int level, bool commit)
 {
 	ListCell   *lc;
 
@@ -318,7 +319,7 @@ lg_names_listen_subxact_end(int level, bool commit)
 }
 
 void
-lg_names_listen_xact_end(bool commit)
+lg_objects_listen_xact_end(bool commit)
 {
 	ListCell   *lc;
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -357,7 +358,7 @@ lg_names_listen_xact_end(bool commit)
 }
 
 bool
-lg_names_listening(void)
+lg_objects_listening(void)
 {
 	return listen_committed != NIL;
 }

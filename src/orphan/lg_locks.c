@@ -13,8 +13,8 @@
 #include "storage/proc.h"
 #include "utils/wait_event.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_locks.h"
 
 /*
  * One look at the lock manager: who waits on whom.  GetLockStatusData()

@@ -49,98 +49,20 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_history.h"
+#include "lg_locks.h"
+#include "lg_orphan.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
+#include "lg_watch.h"
 
-const char *const lg_verdict_names[LG_NUM_VERDICTS] = {
-	"ok", "orphan", "orphan_aborted", "orphan_blocking", "pinned_idle",
-	"overdue_query"
-};
-
-const char *const lg_action_names[LG_NUM_ACTIONS] = {
-	"none", "terminate", "cancel", "dry_run", "skipped", "failed"
-};
-
-const char *const lg_reason_names[LG_NUM_REASONS] = {
-	"set", "set_config", "prepared_statement", "protocol_prepared_statement",
-	"discard", "temp_table", "temp_sequence", "temp_view", "cursor",
-	"cursor_with_hold", "listen", "load", "sequence_function",
-	"advisory_lock", "statement_too_large"
-};
-
-#define MS(x)	((int64) (x) * 1000)	/* milliseconds to TimestampTz units */
 
 /* ----------
  * 1. Seen
  * ----------
  */
 
-void
-lg_watch_filter_init(LgWatchFilter *filter)
-{
-	const LgNameList *roles = lg_roles_list;
-	int			i;
-
-	filter->star = roles->star;
-	filter->nroles = 0;
-	filter->roles = roles->n > 0 ? palloc(sizeof(Oid) * roles->n) : NULL;
-	for (i = 0; i < roles->n; i++)
-	{
-		Oid			roleid;
-
-		if (strcmp(roles->items[i], "*") == 0)
-			continue;
-		/* a role that does not exist yet is not an error */
-		roleid = get_role_oid(roles->items[i], true);
-		if (OidIsValid(roleid))
-			filter->roles[filter->nroles++] = roleid;
-	}
-}
-
-bool
-lg_watch_match(const LgWatchFilter *filter, Oid userid, bool superuser,
-			   const char *appname, const SockAddr *addr)
-{
-	if (superuser)
-		return false;
-
-	if (!filter->star)
-	{
-		int			i;
-		bool		found = false;
-
-		for (i = 0; i < filter->nroles && !found; i++)
-			found = filter->roles[i] == userid;
-		if (!found)
-			return false;
-	}
-
-	if (lg_appname_list->n > 0 &&
-		!lg_list_like_any(lg_appname_list, appname ? appname : ""))
-		return false;
-
-	if (lg_addr_list->n > 0)
-	{
-		const struct sockaddr *sa = addr ? (const struct sockaddr *) &addr->addr : NULL;
-
-		if (sa == NULL)
-			return false;
-		switch (sa->sa_family)
-		{
-			case AF_UNIX:
-				return lg_cidrs_match(lg_addr_list, AF_UNIX, NULL);
-			case AF_INET:
-				return lg_cidrs_match(lg_addr_list, AF_INET,
-									  (const unsigned char *) &((const struct sockaddr_in *) sa)->sin_addr);
-			case AF_INET6:
-				return lg_cidrs_match(lg_addr_list, AF_INET6,
-									  (const unsigned char *) &((const struct sockaddr_in6 *) sa)->sin6_addr);
-			default:
-				return false;
-		}
-	}
-	return true;
-}
 
 /* Superuser status of the few roles a scan meets, looked up once each */
 typedef struct RoleCache
@@ -172,7 +94,7 @@ cached_superuser(RoleCache *cache, Oid userid)
 /*
  * The backend status array itself, in shared memory.  The core keeps its
  * pointer private, so it is looked up once by its shared-memory name; it is
- * indexed like PGPROC, as lg_state.c's slots are.  Reading it directly (with
+ * indexed like PGPROC, as lg_shmem.c's slots are.  Reading it directly (with
  * the change-counter protocol of pgstat_read_current_status) costs no
  * allocation, where the core's snapshot copies every slot's strings.
  */
@@ -359,30 +281,30 @@ lg_judge(LgSession *s, TimestampTz now)
 		case STATE_IDLEINTRANSACTION:
 			if (lg_blocking_timeout > 0 && s->blocking > 0)
 				consider(s, LG_VERDICT_ORPHAN_BLOCKING, LG_ACTION_TERMINATE,
-						 s->state_change + MS(lg_blocking_timeout), now);
+						 s->state_change + LG_MS(lg_blocking_timeout), now);
 			if (lg_idle_in_transaction_timeout > 0)
 				consider(s, LG_VERDICT_ORPHAN, LG_ACTION_TERMINATE,
-						 s->state_change + MS(lg_idle_in_transaction_timeout), now);
+						 s->state_change + LG_MS(lg_idle_in_transaction_timeout), now);
 			break;
 		case STATE_IDLEINTRANSACTION_ABORTED:
 			if (lg_aborted_transaction_timeout > 0)
 				consider(s, LG_VERDICT_ORPHAN_ABORTED, LG_ACTION_TERMINATE,
-						 s->state_change + MS(lg_aborted_transaction_timeout), now);
+						 s->state_change + LG_MS(lg_aborted_transaction_timeout), now);
 			break;
 		case STATE_IDLE:
 			if (lg_pinned_idle_timeout > 0 && s->has_pins &&
 				LG_PINNED_IDLE_REASONS(s->pins.pin_mask, s->pins.dirty_mask) != 0)
 				consider(s, LG_VERDICT_PINNED_IDLE, LG_ACTION_TERMINATE,
-						 s->state_change + MS(lg_pinned_idle_timeout), now);
+						 s->state_change + LG_MS(lg_pinned_idle_timeout), now);
 			break;
 		case STATE_RUNNING:
 			if (lg_active_timeout > 0)
 			{
 				/* cancel first; terminate if still running one period later */
 				consider(s, LG_VERDICT_OVERDUE_QUERY, LG_ACTION_TERMINATE,
-						 s->query_start + 2 * MS(lg_active_timeout), now);
+						 s->query_start + 2 * LG_MS(lg_active_timeout), now);
 				consider(s, LG_VERDICT_OVERDUE_QUERY, LG_ACTION_CANCEL,
-						 s->query_start + MS(lg_active_timeout), now);
+						 s->query_start + LG_MS(lg_active_timeout), now);
 			}
 			break;
 		default:
@@ -405,19 +327,12 @@ next_look(const LgSession *s, TimestampTz now)
 	if (s->watched && s->state == STATE_IDLEINTRANSACTION &&
 		lg_blocking_timeout > 0)
 	{
-		TimestampTz b = s->state_change + MS(lg_blocking_timeout);
+		TimestampTz b = s->state_change + LG_MS(lg_blocking_timeout);
 
 		if (b > now && (next == 0 || b < next))
 			next = b;
 	}
 	return next;
-}
-
-/* When the session's current episode began: its statement, or its state */
-TimestampTz
-lg_episode_start(const LgSession *s)
-{
-	return s->state == STATE_RUNNING ? s->query_start : s->state_change;
 }
 
 /* ----------
@@ -472,7 +387,7 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 			LgSession  *s = &snap->sessions[i];
 
 			if (s->watched && s->state == STATE_IDLEINTRANSACTION &&
-				now >= s->state_change + MS(lg_blocking_timeout))
+				now >= s->state_change + LG_MS(lg_blocking_timeout))
 			{
 				lg_attach_blocking_with(snap, &locks);
 				break;
@@ -524,7 +439,7 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 }
 
 /* ----------
- * 5. Re-checked
+ * The live re-check that steps 5 and 6 below rely on
  * ----------
  */
 

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * lg_pinning.c
+ * lg_hooks.c
  *		The lifecycle of a pinning event: a statement passes a hook, is
- *		classified into reasons, and is recorded (lg_session.c publishes it
- *		to shared memory, lg_state.c).
+ *		classified into reasons, and is recorded (lg_pinstate.c keeps the
+ *		backend's state and publishes it to shared memory, lg_shmem.c, from
+ *		where the SQL layer reads it).  The root (pg_lambdaguard.c) assigns
+ *		these hooks and hands over the previous ones (lg_hooks_chain).
  *
  * Each statement that changes session state records one event per reason:
  *	- utility statements through ProcessUtility_hook and the table of
@@ -21,7 +23,8 @@
  * statements; parallel workers record nothing.
  *
  * needs_fmgr_hook notes that a C function ran: only C code can change a
- * parameter no hook sees, so lg_session.c then reads them all back.
+ * parameter no hook sees, so lg_pinstate.c then reads them all back
+ * (lg_readback.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -43,21 +46,20 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "lg_pinning.h"
 #include "lg_compat.h"
+#include "lg_hooks.h"
+#include "lg_objects.h"
+#include "lg_pinstate.h"
+#include "lg_planwalk.h"
+#include "lg_utility.h"
 
-#define BIT(r)	LG_REASON_BIT(LG_REASON_##r)
+#define BIT(r)	LG_REASON_MASK(r)
 
-/* Saved hook values */
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
-static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-static needs_fmgr_hook_type prev_needs_fmgr = NULL;
-static fmgr_hook_type prev_fmgr = NULL;
+/* The hooks that were there before ours, handed over by the root */
+static LgHookChain prev;
 
 /*
- * The nesting rule.  lg_nesting_level is 0 while a statement the client sent
+ * The nesting rule.  nesting_level is 0 while a statement the client sent
  * starts; every hook that runs other code (an executor run, a utility
  * statement) saves the level, raises it, and puts the saved value back in
  * PG_FINALLY, as pg_stat_statements does.  So an error, an exception
@@ -70,7 +72,7 @@ static fmgr_hook_type prev_fmgr = NULL;
  * at own_query_level and is the client's statement too, but its text was
  * checked already.
  */
-int			lg_nesting_level = 0;
+static int	nesting_level = 0;
 static int	own_query_level = -1;
 
 /* ----------
@@ -91,7 +93,7 @@ check_statement_slow(const char *text, int location, int len, size_t length,
 
 	if (portal != NULL && portal->prepStmtName != NULL &&
 		portal->prepStmtName[0] != '\0' &&
-		lg_protocol_statement_is_new(portal->prepStmtName))
+		lg_objects_protocol_statement_is_new(portal->prepStmtName))
 	{
 		lg_set_dirty(BIT(PROTOCOL_PREPARED_STATEMENT), true);
 		lg_record_event(LG_REASON_PROTOCOL_PREPARED_STATEMENT, false, text,
@@ -123,37 +125,17 @@ check_statement(const char *text, int location, int len, size_t length,
  * function: hidden).
  */
 static pg_noinline void
-plan_events(PlannedStmt *pstmt, const char *text, int location, uint32 named,
-			bool hidden)
+plan_events(PlannedStmt *pstmt, const char *text, int location,
+			LgReasonMask named, bool hidden)
 {
 	LgPlanCalls calls;
-	uint32		reasons;
 
 	lg_plan_calls(pstmt, &calls);
-	if (calls.reasons == 0 && !calls.set_config && !calls.sequence &&
-		!calls.advisory)
-		return;
-	lg_callbacks_needed();
-	for (reasons = calls.reasons; reasons != 0; reasons &= reasons - 1)
-	{
-		int			r = pg_rightmost_one_pos32(reasons);
-
-		lg_record_event((LgReason) r, hidden || !(named & LG_REASON_BIT(r)),
-						text, location, pstmt->stmt_len, pstmt->queryId);
-	}
-	if (calls.set_config)
-	{
-		lg_stmt_touched |= LG_STATE_GUC;
-		lg_guc_known = false;
-	}
-	if (calls.sequence)
-		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
-	if (calls.advisory)
-		lg_note_advisory();
-	lg_publish(NULL);
+	lg_record_calls(&calls, named, hidden, text, location, pstmt->stmt_len,
+					pstmt->queryId);
 }
 
-static void
+void
 lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *pstmt = queryDesc->plannedstmt;
@@ -163,18 +145,18 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	int			location;
 	size_t		len;
 	const char *paren;
-	uint32		named;
+	LgReasonMask named;
 
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
+	if (prev.ExecutorStart)
+		prev.ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	if (!lg_tracking() || (eflags & EXEC_FLAG_EXPLAIN_ONLY) || text == NULL)
+	if (!lg_pinstate_tracking() || (eflags & EXEC_FLAG_EXPLAIN_ONLY) || text == NULL)
 		return;
 
-	top = (lg_nesting_level == 0);
-	hidden = !top && lg_nesting_level != own_query_level;
+	top = (nesting_level == 0);
+	hidden = !top && nesting_level != own_query_level;
 	location = Max(pstmt->stmt_location, 0);
 	len = statement_length(text, location, pstmt->stmt_len);
 	if (top)
@@ -199,23 +181,23 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	plan_events(pstmt, text, location, named, hidden);
 }
 
-static void
+void
 lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 			   LG_EXECUTOR_RUN_ARGS)
 {
-	int			saved = lg_nesting_level;
+	int			saved = nesting_level;
 
-	lg_nesting_level++;
+	nesting_level++;
 	PG_TRY();
 	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
+		if (prev.ExecutorRun)
+			prev.ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 		else
 			standard_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 	}
 	PG_FINALLY();
 	{
-		lg_nesting_level = saved;
+		nesting_level = saved;
 	}
 	PG_END_TRY();
 }
@@ -229,36 +211,36 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 static inline bool
 finish_runs_code(QueryDesc *queryDesc)
 {
-	return prev_ExecutorFinish != NULL || queryDesc->operation != CMD_SELECT ||
+	return prev.ExecutorFinish != NULL || queryDesc->operation != CMD_SELECT ||
 		queryDesc->plannedstmt->hasModifyingCTE;
 }
 
-static void
+void
 lg_ExecutorFinish(QueryDesc *queryDesc)
 {
-	int			saved = lg_nesting_level;
+	int			saved = nesting_level;
 
 	if (!finish_runs_code(queryDesc))
 		standard_ExecutorFinish(queryDesc);
 	else
 	{
-		lg_nesting_level++;
+		nesting_level++;
 		PG_TRY();
 		{
-			if (prev_ExecutorFinish)
-				prev_ExecutorFinish(queryDesc);
+			if (prev.ExecutorFinish)
+				prev.ExecutorFinish(queryDesc);
 			else
 				standard_ExecutorFinish(queryDesc);
 		}
 		PG_FINALLY();
 		{
-			lg_nesting_level = saved;
+			nesting_level = saved;
 		}
 		PG_END_TRY();
 	}
 
 	/* ExecutorEnd follows at once: the statement the client sent is done */
-	if (saved == 0 && lg_tracking())
+	if (saved == 0 && lg_pinstate_tracking())
 		lg_statement_end();
 }
 
@@ -272,28 +254,28 @@ static void
 apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 			  const char *queryString, QueryCompletion *qc)
 {
-	uint32		kinds = e->state | e->clears;
+	LgKindMask	kinds = e->kind | e->clears;
 
 	if (e->reason >= 0)
 		lg_record_event((LgReason) e->reason, hidden, queryString,
 						pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
-	if (e->state == LG_STATE_GUC)
+	if (e->kind == LG_KIND_GUC)
 		lg_read_param(e->name);
-	if (e->state == LG_STATE_PREPARED || (e->clears & LG_STATE_PREPARED))
-		lg_names_prepared(e->name, true,
-						  e->state == LG_STATE_PREPARED ? e->op : LG_OP_CLEAR);
-	if (e->state == LG_STATE_CURSOR || (e->clears & LG_STATE_CURSOR))
-		lg_names_cursor(e->name, e->hold,
-						e->state == LG_STATE_CURSOR ? e->op : LG_OP_CLEAR);
-	if (e->state == LG_STATE_LISTEN || (e->clears & LG_STATE_LISTEN))
-		lg_names_listen(e->name,
-						e->state == LG_STATE_LISTEN ? e->op : LG_OP_CLEAR);
+	if (e->kind == LG_KIND_PREPARED || (e->clears & LG_KIND_PREPARED))
+		lg_objects_prepared(e->name, true,
+						  e->kind == LG_KIND_PREPARED ? e->op : LG_OP_CLEAR);
+	if (e->kind == LG_KIND_CURSOR || (e->clears & LG_KIND_CURSOR))
+		lg_objects_cursor(e->name, e->hold,
+						e->kind == LG_KIND_CURSOR ? e->op : LG_OP_CLEAR);
+	if (e->kind == LG_KIND_LISTEN || (e->clears & LG_KIND_LISTEN))
+		lg_objects_listen(e->name,
+						e->kind == LG_KIND_LISTEN ? e->op : LG_OP_CLEAR);
 	if (e->copy_from && qc && qc->nprocessed > 0 &&
 		lg_copy_sets_sequence((CopyStmt *) pstmt->utilityStmt))
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
-	if (e->state == LG_STATE_LOAD)
+	if (e->kind == LG_KIND_LOAD)
 		lg_set_dirty(BIT(LOAD), true);
-	if (kinds & LG_STATE_SEQUENCE)
+	if (kinds & LG_KIND_SEQUENCE)
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), false);
 	if (e->on_commit_drop && e->rel)
 	{
@@ -307,16 +289,17 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 	lg_note_kinds(kinds);
 }
 
-static void
+void
 lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  bool readOnlyTree, ProcessUtilityContext context, ParamListInfo params,
 				  QueryEnvironment *queryEnv, DestReceiver *dest,
 				  QueryCompletion *qc)
 {
-	int			saved_level = lg_nesting_level;
+	int			saved_level = nesting_level;
 	int			saved_own = own_query_level;
-	bool		top = (lg_nesting_level == 0);
-	bool		tracking = lg_tracking();
+	int			saved_depth;
+	bool		top = (nesting_level == 0);
+	bool		tracking = lg_pinstate_tracking();
 	LgUtilityEffect effect;
 
 	/* a statement generated by another (serial's sequence) is not the user's */
@@ -337,12 +320,13 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		tracking = false;
 
-	own_query_level = (tracking && top && effect.own_query) ? lg_nesting_level + 1 : -1;
-	lg_nesting_level++;
+	own_query_level = (tracking && top && effect.own_query) ? nesting_level + 1 : -1;
+	nesting_level++;
+	saved_depth = lg_pinstate_utility_enter();
 	PG_TRY();
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree,
+		if (prev.ProcessUtility)
+			prev.ProcessUtility(pstmt, queryString, readOnlyTree,
 								context, params, queryEnv, dest, qc);
 		else
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree,
@@ -350,8 +334,9 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_FINALLY();
 	{
-		lg_nesting_level = saved_level;
+		nesting_level = saved_level;
 		own_query_level = saved_own;
+		lg_pinstate_utility_leave(saved_depth);
 	}
 	PG_END_TRY();
 
@@ -369,7 +354,7 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
  * Functions that are not built in: they can change state no hook sees
  * ----------
  */
-static bool
+bool
 lg_needs_fmgr_hook(Oid fn_oid)
 {
 	/*
@@ -377,36 +362,28 @@ lg_needs_fmgr_hook(Oid fn_oid)
 	 * the PL/pgSQL plugin; a C function may change state in ways only a read
 	 * shows.
 	 */
-	if (lg_function_is_c_code(fn_oid) && !lg_fn_ran)
-	{
-		lg_callbacks_needed();
-		lg_fn_ran = true;
-		lg_guc_known = false;
-	}
-	return prev_needs_fmgr ? prev_needs_fmgr(fn_oid) : false;
+	if (lg_function_is_c_code(fn_oid))
+		lg_note_c_function();
+	return prev.needs_fmgr ? prev.needs_fmgr(fn_oid) : false;
 }
 
-static void
+/*
+ * needs_fmgr_hook and fmgr_hook are a pair: a function for which any
+ * needs_fmgr_hook answers true runs through fmgr_security_definer, which
+ * calls fmgr_hook.  Ours answers what the previous needs_fmgr_hook says (it
+ * only notes C functions), so this one only passes each call on to the
+ * previous fmgr_hook, keeping the pair together in the chain.
+ */
+void
 lg_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
-	if (prev_fmgr)
-		prev_fmgr(event, flinfo, private);
+	if (prev.fmgr)
+		prev.fmgr(event, flinfo, private);
 }
 
+/* The root assigned our hooks: these are the ones to pass calls on to */
 void
-lg_pinning_install_hooks(void)
+lg_hooks_chain(const LgHookChain *previous)
 {
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = lg_ExecutorStart;
-	prev_ExecutorRun = ExecutorRun_hook;
-	ExecutorRun_hook = lg_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = lg_ExecutorFinish;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = lg_ProcessUtility;
-	prev_needs_fmgr = needs_fmgr_hook;
-	needs_fmgr_hook = lg_needs_fmgr_hook;
-	prev_fmgr = fmgr_hook;
-	fmgr_hook = lg_fmgr_hook;
-	lg_plpgsql_install();
+	prev = *previous;
 }

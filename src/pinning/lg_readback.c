@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * lg_session_state.c
+ * lg_readback.c
  *		Read the session state PostgreSQL itself holds, so that
  *		dirty_reasons equal what pg_settings, pg_locks, pg_class,
  *		pg_prepared_statements, pg_cursors and pg_listening_channels() show.
@@ -16,9 +16,10 @@
  * private table: it is known from the calls the hooks and the PL/pgSQL
  * plugin see (lg_plpgsql.c).
  *
- * Prepared statements, portals and listened channels are kept in lg_names.c.
+ * Prepared statements, portals and listened channels are kept in
+ * lg_objects.c.
  *
- * Every function here is called by lg_pinning.c at the moments its header
+ * Every function here is called by lg_pinstate.c at the moments its header
  * comment lists; none takes more than a partition lock.
  *
  *-------------------------------------------------------------------------
@@ -44,8 +45,9 @@
 #include "utils/memutils.h"
 #include "utils/portal.h"
 
-#include "lg_pinning.h"
 #include "lg_compat.h"
+#include "lg_readback.h"
+#include "lg_settings.h"
 
 /* ----------
  * Parameters

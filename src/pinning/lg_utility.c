@@ -11,7 +11,7 @@
  * Statements without a row change nothing.
  *
  * The table decides nothing about nesting or about whether the statement
- * succeeded: lg_pinning.c applies the effect after the statement returned.
+ * succeeded: lg_hooks.c applies the effect after the statement returned.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,7 +20,8 @@
 #include "catalog/pg_class.h"
 #include "nodes/parsenodes.h"
 
-#include "lg_pinning.h"
+#include "lg_settings.h"
+#include "lg_utility.h"
 
 /* Variants of statements that share a node tag */
 typedef enum LgVariant
@@ -49,9 +50,9 @@ typedef struct LgEffectRow
 	NodeTag		tag;
 	LgVariant	variant;
 	int			reason;			/* LgReason or -1 */
-	uint32		state;			/* LG_STATE_* */
+	LgKindMask	kind;			/* LG_KIND_* */
 	LgEffectOp	op;
-	uint32		clears;			/* more LG_STATE_* cleared */
+	LgKindMask	clears;		/* more LG_KIND_* cleared */
 	bool		own_query;
 	bool		runs_code;
 } LgEffectRow;
@@ -60,38 +61,38 @@ typedef struct LgEffectRow
 #define NO_REASON (-1)
 
 static const LgEffectRow effects[] = {
-	/* tag, variant, reason, state, op, clears, own_query, runs_code */
-	{T_VariableSetStmt, V_SET, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
-	{T_VariableSetStmt, V_RESET, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
-	{T_VariableSetStmt, V_RESET_ALL, R(SET), LG_STATE_GUC, LG_OP_READ, 0, false, false},
+	/* tag, variant, reason, kind, op, clears, own_query, runs_code */
+	{T_VariableSetStmt, V_SET, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
+	{T_VariableSetStmt, V_RESET, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
+	{T_VariableSetStmt, V_RESET_ALL, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
 	/* not a reason, but after a RESET in the same transaction it leaves the
 	 * reset value with source "session" (AtEOXact_GUC), as pg_settings shows */
-	{T_VariableSetStmt, V_SET_LOCAL, NO_REASON, LG_STATE_GUC, LG_OP_READ, 0, false, false},
-	{T_PrepareStmt, V_ANY, R(PREPARED_STATEMENT), LG_STATE_PREPARED, LG_OP_ADD, 0, false, false},
+	{T_VariableSetStmt, V_SET_LOCAL, NO_REASON, LG_KIND_GUC, LG_OP_READ, 0, false, false},
+	{T_PrepareStmt, V_ANY, R(PREPARED_STATEMENT), LG_KIND_PREPARED, LG_OP_ADD, 0, false, false},
 	{T_ExecuteStmt, V_ANY, R(PREPARED_STATEMENT), 0, LG_OP_NONE, 0, true, false},
-	{T_DeallocateStmt, V_ONE, R(PREPARED_STATEMENT), LG_STATE_PREPARED, LG_OP_SUB, 0, false, false},
-	{T_DeallocateStmt, V_ALL, R(PREPARED_STATEMENT), LG_STATE_PREPARED, LG_OP_CLEAR, 0, false, false},
-	{T_DiscardStmt, V_DISCARD_ALL, R(DISCARD), LG_STATE_GUC, LG_OP_READ,
-	 LG_STATE_PREPARED | LG_STATE_TEMP | LG_STATE_CURSOR | LG_STATE_LISTEN |
-	 LG_STATE_ADVISORY | LG_STATE_SEQUENCE, false, false},
+	{T_DeallocateStmt, V_ONE, R(PREPARED_STATEMENT), LG_KIND_PREPARED, LG_OP_SUB, 0, false, false},
+	{T_DeallocateStmt, V_ALL, R(PREPARED_STATEMENT), LG_KIND_PREPARED, LG_OP_CLEAR, 0, false, false},
+	{T_DiscardStmt, V_DISCARD_ALL, R(DISCARD), LG_KIND_GUC, LG_OP_READ,
+	 LG_KIND_PREPARED | LG_KIND_TEMP | LG_KIND_CURSOR | LG_KIND_LISTEN |
+	 LG_KIND_ADVISORY | LG_KIND_SEQUENCE, false, false},
 	{T_DiscardStmt, V_DISCARD_PLANS, R(DISCARD), 0, LG_OP_NONE, 0, false, false},
-	{T_DiscardStmt, V_DISCARD_SEQUENCES, R(DISCARD), LG_STATE_SEQUENCE, LG_OP_CLEAR, 0, false, false},
-	{T_DiscardStmt, V_DISCARD_TEMP, R(DISCARD), LG_STATE_TEMP, LG_OP_CLEAR, 0, false, false},
-	{T_CreateStmt, V_TEMP, R(TEMP_TABLE), LG_STATE_TEMP, LG_OP_READ, 0, false, false},
-	{T_CreateTableAsStmt, V_TEMP, R(TEMP_TABLE), LG_STATE_TEMP, LG_OP_READ, 0, true, false},
+	{T_DiscardStmt, V_DISCARD_SEQUENCES, R(DISCARD), LG_KIND_SEQUENCE, LG_OP_CLEAR, 0, false, false},
+	{T_DiscardStmt, V_DISCARD_TEMP, R(DISCARD), LG_KIND_TEMP, LG_OP_CLEAR, 0, false, false},
+	{T_CreateStmt, V_TEMP, R(TEMP_TABLE), LG_KIND_TEMP, LG_OP_READ, 0, false, false},
+	{T_CreateTableAsStmt, V_TEMP, R(TEMP_TABLE), LG_KIND_TEMP, LG_OP_READ, 0, true, false},
 	{T_CreateTableAsStmt, V_PERMANENT, NO_REASON, 0, LG_OP_NONE, 0, true, false},
-	{T_CreateSeqStmt, V_TEMP, R(TEMP_SEQUENCE), LG_STATE_TEMP, LG_OP_READ, 0, false, false},
-	{T_ViewStmt, V_TEMP, R(TEMP_VIEW), LG_STATE_TEMP, LG_OP_READ, 0, false, false},
-	{T_DropStmt, V_ANY, NO_REASON, LG_STATE_TEMP, LG_OP_READ, 0, false, false},
-	{T_DropOwnedStmt, V_ANY, NO_REASON, LG_STATE_TEMP, LG_OP_READ, 0, false, false},
-	{T_DeclareCursorStmt, V_ANY, R(CURSOR), LG_STATE_CURSOR, LG_OP_ADD, 0, true, false},
-	{T_DeclareCursorStmt, V_HOLD, R(CURSOR_WITH_HOLD), LG_STATE_CURSOR, LG_OP_ADD, 0, true, false},
-	{T_ClosePortalStmt, V_ONE, NO_REASON, LG_STATE_CURSOR, LG_OP_SUB, 0, false, false},
-	{T_ClosePortalStmt, V_ALL, NO_REASON, LG_STATE_CURSOR, LG_OP_CLEAR, 0, false, false},
-	{T_ListenStmt, V_ANY, R(LISTEN), LG_STATE_LISTEN, LG_OP_ADD, 0, false, false},
-	{T_UnlistenStmt, V_ONE, NO_REASON, LG_STATE_LISTEN, LG_OP_SUB, 0, false, false},
-	{T_UnlistenStmt, V_ALL, NO_REASON, LG_STATE_LISTEN, LG_OP_CLEAR, 0, false, false},
-	{T_LoadStmt, V_ANY, R(LOAD), LG_STATE_LOAD, LG_OP_ADD, 0, false, false},
+	{T_CreateSeqStmt, V_TEMP, R(TEMP_SEQUENCE), LG_KIND_TEMP, LG_OP_READ, 0, false, false},
+	{T_ViewStmt, V_TEMP, R(TEMP_VIEW), LG_KIND_TEMP, LG_OP_READ, 0, false, false},
+	{T_DropStmt, V_ANY, NO_REASON, LG_KIND_TEMP, LG_OP_READ, 0, false, false},
+	{T_DropOwnedStmt, V_ANY, NO_REASON, LG_KIND_TEMP, LG_OP_READ, 0, false, false},
+	{T_DeclareCursorStmt, V_ANY, R(CURSOR), LG_KIND_CURSOR, LG_OP_ADD, 0, true, false},
+	{T_DeclareCursorStmt, V_HOLD, R(CURSOR_WITH_HOLD), LG_KIND_CURSOR, LG_OP_ADD, 0, true, false},
+	{T_ClosePortalStmt, V_ONE, NO_REASON, LG_KIND_CURSOR, LG_OP_SUB, 0, false, false},
+	{T_ClosePortalStmt, V_ALL, NO_REASON, LG_KIND_CURSOR, LG_OP_CLEAR, 0, false, false},
+	{T_ListenStmt, V_ANY, R(LISTEN), LG_KIND_LISTEN, LG_OP_ADD, 0, false, false},
+	{T_UnlistenStmt, V_ONE, NO_REASON, LG_KIND_LISTEN, LG_OP_SUB, 0, false, false},
+	{T_UnlistenStmt, V_ALL, NO_REASON, LG_KIND_LISTEN, LG_OP_CLEAR, 0, false, false},
+	{T_LoadStmt, V_ANY, R(LOAD), LG_KIND_LOAD, LG_OP_ADD, 0, false, false},
 	{T_ExplainStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, true, false},
 	{T_CopyStmt, V_COPY_QUERY, NO_REASON, 0, LG_OP_NONE, 0, true, false},
 	{T_CopyStmt, V_COPY_FROM, NO_REASON, 0, LG_OP_NONE, 0, false, false},
@@ -99,12 +100,6 @@ static const LgEffectRow effects[] = {
 	{T_DoStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, false, true},
 	{T_CallStmt, V_ANY, NO_REASON, 0, LG_OP_NONE, 0, false, true},
 };
-
-bool
-lg_parameter_ignored(const char *name)
-{
-	return name != NULL && lg_list_contains_ci(lg_ignored_list, name);
-}
 
 static bool
 rangevar_is_temp(RangeVar *rv)
@@ -256,7 +251,7 @@ lg_utility_effect(Node *parsetree, LgUtilityEffect *e)
 		if (row->tag != tag || row->variant != variant)
 			continue;
 		e->reason = row->reason;
-		e->state = row->state;
+		e->kind = row->kind;
 		e->op = row->op;
 		e->clears = row->clears;
 		e->own_query = row->own_query;

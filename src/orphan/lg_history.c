@@ -29,24 +29,50 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_datum.h"
+#include "lg_history.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
 
-/* The column types of lambdaguard.history, in order (column 0 is its id) */
-static const Oid history_types[LG_HISTORY_NATTS] = {
-	INT8OID, TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, TEXTOID,
-	TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID
+/* The columns of lambdaguard.history: the one list of their names and types */
+typedef struct LgHistoryColumnDef
+{
+	const char *name;
+	Oid			type;
+} LgHistoryColumnDef;
+
+static const LgHistoryColumnDef history_columns[LG_HISTORY_NATTS] = {
+	[LG_HIST_ID] = {"id", INT8OID},
+	[LG_HIST_AT] = {"at", TIMESTAMPTZOID},
+	[LG_HIST_PID] = {"pid", INT4OID},
+	[LG_HIST_USENAME] = {"usename", NAMEOID},
+	[LG_HIST_DATNAME] = {"datname", NAMEOID},
+	[LG_HIST_APPLICATION_NAME] = {"application_name", TEXTOID},
+	[LG_HIST_CLIENT_ADDR] = {"client_addr", INETOID},
+	[LG_HIST_BACKEND_START] = {"backend_start", TIMESTAMPTZOID},
+	[LG_HIST_XACT_START] = {"xact_start", TIMESTAMPTZOID},
+	[LG_HIST_STATE] = {"state", TEXTOID},
+	[LG_HIST_STATE_SINCE] = {"state_since", TIMESTAMPTZOID},
+	[LG_HIST_VERDICT] = {"verdict", TEXTOID},
+	[LG_HIST_ACTION] = {"action", TEXTOID},
+	[LG_HIST_LOCKS_HELD] = {"locks_held", INT4OID},
+	[LG_HIST_BLOCKED_PIDS] = {"blocked_pids", INT4ARRAYOID},
+	[LG_HIST_PIN_REASONS] = {"pin_reasons", TEXTARRAYOID},
+	[LG_HIST_QUERY] = {"query", TEXTOID},
+	[LG_HIST_DETAIL] = {"detail", TEXTOID}
 };
 
 Oid
@@ -84,12 +110,12 @@ lg_history_check_tupdesc(TupleDesc tupdesc, int *map)
 					 errdetail("Column \"%s\" was added after CREATE EXTENSION.",
 							   NameStr(att->attname)),
 					 errhint("Drop the column, or recreate the extension.")));
-		if (att->atttypid != history_types[n])
+		if (att->atttypid != history_columns[n].type)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of lambdaguard.history is of type %s, pg_lambdaguard expects %s",
 							NameStr(att->attname), format_type_be(att->atttypid),
-							format_type_be(history_types[n])),
+							format_type_be(history_columns[n].type)),
 					 errdetail("The table was altered after CREATE EXTENSION."),
 					 errhint("Undo the change, or recreate the extension.")));
 		if (map)
@@ -180,19 +206,25 @@ history_spi(const char *sql, int nargs, const Oid *argtypes, Datum *values,
 	return n;
 }
 
+/* Is a write under way (for the worker's count of history errors)? */
+static bool writing = false;
+
+bool
+lg_history_writing(void)
+{
+	return writing;
+}
+
 /*
  * A short transaction of the worker's own around one write, committed at
  * once; then the table statistics go to the cumulative statistics system.
  */
-/* Is a write under way (for the worker's count of history errors)? */
-bool		lg_history_writing = false;
-
 static MemoryContext
 write_begin(void)
 {
 	MemoryContext caller = CurrentMemoryContext;
 
-	lg_history_writing = true;
+	writing = true;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -209,7 +241,7 @@ write_end(MemoryContext caller)
 	/* flush now: a worker may write nothing more for a minute */
 	(void) pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	lg_history_writing = false;
+	writing = false;
 }
 
 /*
@@ -219,39 +251,74 @@ void
 lg_history_values(LgDecision *d, Datum *values, bool *nulls)
 {
 	LgSession  *s = &d->s;
-	const char *state = lg_state_name(s->state);
+	const char *state = lg_backend_state_name(s->state);
 	Datum	   *blocked;
 	int			i;
 
 	memset(nulls, false, sizeof(bool) * LG_HISTORY_NATTS);
-	nulls[0] = true;
-	values[1] = TimestampTzGetDatum(d->at);
-	values[2] = Int32GetDatum(s->pid);
-	values[3] = DirectFunctionCall1(namein, CStringGetDatum(d->role));
-	nulls[3] = (d->role[0] == '\0');
-	values[4] = DirectFunctionCall1(namein, CStringGetDatum(d->db));
-	nulls[4] = (d->db[0] == '\0');
-	values[5] = CStringGetTextDatum(s->appname ? s->appname : "");
-	values[6] = lg_inet_datum(&s->addr, &nulls[6]);
-	values[7] = TimestampTzGetDatum(s->backend_start);
-	values[8] = TimestampTzGetDatum(s->xact_start);
-	nulls[8] = (s->xact_start == 0);
-	values[9] = CStringGetTextDatum(state ? state : "unknown");
-	values[10] = TimestampTzGetDatum(lg_episode_start(s));
-	values[11] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
-	values[12] = CStringGetTextDatum(lg_action_names[d->action]);
-	values[13] = Int32GetDatum(d->locks_held);
+	nulls[LG_HIST_ID] = true;
+	values[LG_HIST_AT] = TimestampTzGetDatum(d->at);
+	values[LG_HIST_PID] = Int32GetDatum(s->pid);
+	values[LG_HIST_USENAME] = DirectFunctionCall1(namein, CStringGetDatum(d->role));
+	nulls[LG_HIST_USENAME] = (d->role[0] == '\0');
+	values[LG_HIST_DATNAME] = DirectFunctionCall1(namein, CStringGetDatum(d->db));
+	nulls[LG_HIST_DATNAME] = (d->db[0] == '\0');
+	values[LG_HIST_APPLICATION_NAME] = CStringGetTextDatum(s->appname ? s->appname : "");
+	values[LG_HIST_CLIENT_ADDR] = lg_inet_datum(&s->addr, &nulls[LG_HIST_CLIENT_ADDR]);
+	values[LG_HIST_BACKEND_START] = TimestampTzGetDatum(s->backend_start);
+	values[LG_HIST_XACT_START] = TimestampTzGetDatum(s->xact_start);
+	nulls[LG_HIST_XACT_START] = (s->xact_start == 0);
+	values[LG_HIST_STATE] = CStringGetTextDatum(state ? state : "unknown");
+	values[LG_HIST_STATE_SINCE] = TimestampTzGetDatum(lg_episode_start(s));
+	values[LG_HIST_VERDICT] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+	values[LG_HIST_ACTION] = CStringGetTextDatum(lg_action_names[d->action]);
+	values[LG_HIST_LOCKS_HELD] = Int32GetDatum(d->locks_held);
 	blocked = palloc(sizeof(Datum) * Max(d->nblocked, 1));
 	for (i = 0; i < d->nblocked; i++)
 		blocked[i] = Int32GetDatum(d->blocked_pids[i]);
-	values[14] = PointerGetDatum(construct_array(blocked, d->nblocked, INT4OID,
-												 sizeof(int32), true, TYPALIGN_INT));
+	values[LG_HIST_BLOCKED_PIDS] =
+		PointerGetDatum(construct_array(blocked, d->nblocked, INT4OID,
+										sizeof(int32), true, TYPALIGN_INT));
 	/* whatever the settings: the decision read the session's slot */
-	values[15] = lg_reasons_array(s->has_pins ? s->pins.pin_mask : 0, &nulls[15]);
-	values[16] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
-	nulls[16] = (s->query == NULL);
-	values[17] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
-	nulls[17] = (d->detail == NULL);
+	values[LG_HIST_PIN_REASONS] =
+		lg_reasons_array(s->has_pins ? s->pins.pin_mask : 0,
+						 &nulls[LG_HIST_PIN_REASONS]);
+	values[LG_HIST_QUERY] = s->query ? CStringGetTextDatum(s->query) : (Datum) 0;
+	nulls[LG_HIST_QUERY] = (s->query == NULL);
+	values[LG_HIST_DETAIL] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
+	nulls[LG_HIST_DETAIL] = (d->detail == NULL);
+}
+
+/*
+ * The INSERT of one row (every column but id, bound as $1...) and the types
+ * of its parameters, built once from history_columns.
+ */
+static const char *
+insert_statement(Oid *argtypes)
+{
+	static char *sql = NULL;
+	int			i;
+
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+		argtypes[i - 1] = history_columns[i].type;
+	if (sql == NULL)
+	{
+		StringInfoData cols;
+		StringInfoData params;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&cols);
+		initStringInfo(&params);
+		for (i = 1; i < LG_HISTORY_NATTS; i++)
+		{
+			appendStringInfo(&cols, "%s%s", i > 1 ? ", " : "", history_columns[i].name);
+			appendStringInfo(&params, "%s$%d", i > 1 ? ", " : "", i);
+		}
+		sql = psprintf("INSERT INTO lambdaguard.history (%s) VALUES (%s) RETURNING *",
+					   cols.data, params.data);
+		MemoryContextSwitchTo(old);
+	}
+	return sql;
 }
 
 /*
@@ -264,6 +331,8 @@ lg_history_record(LgDecision *d, LgAction action, const char *detail)
 	Datum		values[LG_HISTORY_NATTS];
 	bool		nulls[LG_HISTORY_NATTS];
 	char		spi_nulls[LG_HISTORY_NATTS - 1];
+	Oid			argtypes[LG_HISTORY_NATTS - 1];
+	const char *sql = insert_statement(argtypes);
 	List	   *row = NIL;
 	MemoryContext caller;
 	int			i;
@@ -276,14 +345,9 @@ lg_history_record(LgDecision *d, LgAction action, const char *detail)
 	lg_history_values(d, values, nulls);
 	for (i = 1; i < LG_HISTORY_NATTS; i++)
 		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
-	history_spi("INSERT INTO lambdaguard.history (at, pid, usename, datname, "
-				"application_name, client_addr, backend_start, xact_start, state, "
-				"state_since, verdict, action, locks_held, blocked_pids, pin_reasons, "
-				"query, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-				"$11, $12, $13, $14, $15, $16, $17) RETURNING *",
-				LG_HISTORY_NATTS - 1, history_types + 1, values + 1, spi_nulls,
+	history_spi(sql, LG_HISTORY_NATTS - 1, argtypes, values + 1, spi_nulls,
 				SPI_OK_INSERT_RETURNING, &row);
-	d->id = DatumGetInt64(((Datum *) linitial(row))[0]);
+	d->id = DatumGetInt64(((Datum *) linitial(row))[LG_HIST_ID]);
 	write_end(caller);
 }
 
@@ -406,7 +470,7 @@ lg_log_decision(LgDecision *d)
 					what, s->pid, d->role[0] ? d->role : "?", d->db[0] ? d->db : "?",
 					s->appname ? s->appname : "", addr_text(&s->addr),
 					lg_verdict_names[s->verdict],
-					lg_state_name(s->state) ? lg_state_name(s->state) : "unknown", secs,
+					lg_backend_state_name(s->state) ? lg_backend_state_name(s->state) : "unknown", secs,
 					d->locks_held, d->nblocked,
 					d->detail ? ": " : "", d->detail ? d->detail : "")));
 

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * lg_state.c
+ * lg_shmem.c
  *		Shared state of pg_lambdaguard: per-backend pinning slots, the event
  *		ring, cumulative statistics, action counters and the worker's figures.
  *
@@ -42,11 +42,28 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
+#include "utils/backend_status.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
-#include "pg_lambdaguard.h"
 #include "lg_compat.h"
+#include "lg_settings.h"
+#include "lg_shmem.h"
+
+/*
+ * One backend's pinning state, written only by that backend and read by
+ * anyone under the change-counter protocol of PgBackendStatus.
+ */
+typedef struct LgBackendSlot
+{
+	int			changecount;
+	int			pid;
+	TimestampTz backend_start;	/* MyStartTimestamp of the owner */
+	LgReasonMask pin_mask;		/* sticky: every reason since start */
+	LgReasonMask dirty_mask;	/* session state present now */
+	TimestampTz pinned_since;
+	char		pinned_by[LG_PINNED_BY_LEN];
+} LgBackendSlot;
 
 /* One event in the ring */
 typedef struct LgEventEntry
@@ -114,8 +131,9 @@ lg_arena_size(void)
 	return mul_size(lg_max_events, LG_EVENT_TEXT_PER_EVENT);
 }
 
+/* The size of everything but the statistics hash */
 static Size
-lg_shmem_size(void)
+lg_shmem_struct_size(void)
 {
 	Size		size;
 
@@ -123,33 +141,28 @@ lg_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(lg_num_slots(), sizeof(LgBackendSlot))));
 	size = add_size(size, MAXALIGN(mul_size(lg_max_events, sizeof(LgEventEntry))));
 	size = add_size(size, MAXALIGN(lg_arena_size()));
-	size = add_size(size, hash_estimate_size(LG_MAX_STATS, sizeof(LgStat)));
-	size = add_size(size, lg_worker_shmem_size());
 	return size;
 }
 
-void
-lg_shmem_request(void)
+Size
+lg_shmem_size(void)
 {
-	RequestAddinShmemSpace(lg_shmem_size());
-	RequestNamedLWLockTranche("pg_lambdaguard", 1);
+	return add_size(lg_shmem_struct_size(),
+					hash_estimate_size(LG_MAX_STATS, sizeof(LgStat)));
 }
 
+/*
+ * Attach to (or create) the shared structures.  The caller holds
+ * AddinShmemInitLock.
+ */
 void
-lg_shmem_startup(void)
+lg_shmem_init(void)
 {
 	bool		found;
 	HASHCTL		info;
 	char	   *p;
 
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-
-	lg = ShmemInitStruct("pg_lambdaguard",
-						 MAXALIGN(sizeof(LgShared)) +
-						 MAXALIGN(mul_size(lg_num_slots(), sizeof(LgBackendSlot))) +
-						 MAXALIGN(mul_size(lg_max_events, sizeof(LgEventEntry))) +
-						 MAXALIGN(lg_arena_size()),
-						 &found);
+	lg = ShmemInitStruct("pg_lambdaguard", lg_shmem_struct_size(), &found);
 	p = (char *) lg + MAXALIGN(sizeof(LgShared));
 	lg_slots = (LgBackendSlot *) p;
 	p += MAXALIGN(mul_size(lg_num_slots(), sizeof(LgBackendSlot)));
@@ -163,7 +176,7 @@ lg_shmem_startup(void)
 					a;
 
 		memset(lg, 0, MAXALIGN(sizeof(LgShared)));
-		lg->lock = &(GetNamedLWLockTranche("pg_lambdaguard"))->lock;
+		lg->lock = &(GetNamedLWLockTranche(LG_SHMEM_TRANCHE))->lock;
 		lg->nslots = lg_num_slots();
 		lg->max_events = lg_max_events;
 		lg->arena_size = lg_arena_size();
@@ -180,9 +193,6 @@ lg_shmem_startup(void)
 	info.entrysize = sizeof(LgStat);
 	lg_stats = lg_shmem_init_hash("pg_lambdaguard stats", LG_MAX_STATS, &info,
 								  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
-	lg_worker_shmem_init();
-
-	LWLockRelease(AddinShmemInitLock);
 }
 
 bool
@@ -217,8 +227,8 @@ lg_require_shmem(void)
 /*
  * Take over this backend's slot: called before the first publish.
  */
-void
-lg_slot_attach(void)
+static void
+slot_attach(void)
 {
 	int			index = LG_MY_SLOT_INDEX();
 
@@ -239,12 +249,12 @@ lg_slot_attach(void)
  * Publish this backend's pinning state.  No lock: only we write our slot.
  */
 void
-lg_slot_publish(uint32 pin_mask, uint32 dirty_mask, TimestampTz pinned_since,
+lg_slot_publish(LgReasonMask pin_mask, LgReasonMask dirty_mask, TimestampTz pinned_since,
 				const char *pinned_by)
 {
 	if (my_slot == NULL)
 	{
-		lg_slot_attach();
+		slot_attach();
 		if (my_slot == NULL)
 			return;
 	}
@@ -267,7 +277,7 @@ lg_slot_count(void)
  * Copy slot "index" consistently.  Returns false for a slot nobody uses.
  */
 bool
-lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPinState *state,
+lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPublishedPins *pins,
 			 bool with_text)
 {
 	LgBackendSlot *slot = &lg_slots[index];
@@ -284,21 +294,21 @@ lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPinState *state,
 		pg_read_barrier();
 		*pid = slot->pid;
 		*backend_start = slot->backend_start;
-		state->pin_mask = slot->pin_mask;
-		state->dirty_mask = slot->dirty_mask;
-		state->pinned_since = slot->pinned_since;
-		if (with_text && state->pin_mask != 0)
-			memcpy(state->pinned_by, slot->pinned_by, LG_PINNED_BY_LEN);
+		pins->pin_mask = slot->pin_mask;
+		pins->dirty_mask = slot->dirty_mask;
+		pins->pinned_since = slot->pinned_since;
+		if (with_text && pins->pin_mask != 0)
+			memcpy(pins->pinned_by, slot->pinned_by, LG_PINNED_BY_LEN);
 		pg_read_barrier();
 		after = slot->changecount;
 		if (before == after && (before & 1) == 0)
 			break;
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (with_text && state->pin_mask != 0)
-		state->pinned_by[LG_PINNED_BY_LEN - 1] = '\0';
+	if (with_text && pins->pin_mask != 0)
+		pins->pinned_by[LG_PINNED_BY_LEN - 1] = '\0';
 	else
-		state->pinned_by[0] = '\0';
+		pins->pinned_by[0] = '\0';
 	return *pid != 0;
 }
 

@@ -1,0 +1,24 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_orphan.h
+ *		The orphan guard: sessions seen, judged, decided, recorded,
+ *		re-checked and signalled (the lifecycle is told at the top of
+ *		src/orphan/lg_orphan.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LG_ORPHAN_H
+#define LG_ORPHAN_H
+
+#include "nodes/pg_list.h"
+
+#include "lg_decision.h"
+
+extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins);
+extern void lg_judge(LgSession *s, TimestampTz now);
+extern List *lg_decide(TimestampTz now, bool with_text, Oid caller,
+					   int exclude_pid, TimestampTz *next_due, int *nseen);
+extern LgAction lg_act(LgDecision *d);
+extern bool lg_session_alive(int index, int pid, TimestampTz backend_start);
+
+#endif							/* LG_ORPHAN_H */

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_planwalk.h
+ *		What the function calls of a plan or an expression do: reason
+ *		functions called by name in the statement's text, or inlined.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LG_PLANWALK_H
+#define LG_PLANWALK_H
+
+#include "nodes/parsenodes.h"
+#include "nodes/plannodes.h"
+
+#include "lg_labels.h"
+
+typedef struct LgPlanCalls
+{
+	LgReasonMask reasons;		/* reasons of explicit (or inlined) calls */
+	bool		set_config;		/* set_config(.., .., false) may have run */
+	bool		sequence;		/* nextval/setval(true) may have run */
+	bool		advisory;		/* an advisory lock function may have run */
+} LgPlanCalls;
+
+/* Does any of these hold a call worth recording? */
+static inline bool
+lg_plan_calls_any(const LgPlanCalls *calls)
+{
+	return calls->reasons != 0 || calls->set_config || calls->sequence ||
+		calls->advisory;
+}
+
+extern LgReasonMask lg_text_names_functions(const char *text, size_t len,
+											const char *paren);
+extern bool lg_plan_may_inline(PlannedStmt *pstmt);
+extern bool lg_function_is_c_code(Oid fn_oid);
+extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
+extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
+extern bool lg_copy_sets_sequence(CopyStmt *stmt);
+extern void lg_expr_calls(Node *expr, LgPlanCalls *calls);
+
+#endif							/* LG_PLANWALK_H */
