@@ -38,11 +38,11 @@ sub prose_lines {
 	while (my $line = <$fh>) {
 		chomp $line;
 		if (defined $fence) {
-			$fence = undef if $line =~ /^\s{0,3}\Q$fence\E[`~]*\s*$/;
+			$fence = undef if $line =~ /^\s*\Q$fence\E[`~]*\s*$/;
 			push @out, "";
 			next;
 		}
-		if ($line =~ /^\s{0,3}(```|~~~)/) {
+		if ($line =~ /^\s*(```|~~~)/) {
 			$fence = $1;
 			push @out, "";
 			next;
