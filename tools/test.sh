@@ -105,6 +105,16 @@ test_version() {
 	total_failed=$((total_failed + failed))
 }
 
+# once, whatever the versions: every relative link of README.md and docs/
+lg_say "documentation: relative links"
+if bash "$here/tools/check_links.sh"; then
+	total_passed=$((total_passed + 1))
+	summary+=("documentation links: passed")
+else
+	total_failed=$((total_failed + 1))
+	summary+=("documentation links: FAILED")
+fi
+
 for pgc in $pg_configs; do
 	if [ ! -x "$pgc" ]; then
 		echo "not a pg_config: $pgc" >&2

@@ -35,6 +35,7 @@
 #include "commands/dbcommands.h"
 #include "common/ip.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -209,6 +210,120 @@ begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
 	return store;
 }
 
+/*
+ * The row shapes of one set-returning function: the column types of the
+ * newest version's row, and the column counts each version's SQL declares
+ * (an older version's row is a prefix of the newest).  A database not yet
+ * updated calls the same C function with its own, older row type.
+ */
+typedef struct LgRowShape
+{
+	const char *function;		/* the SQL function, for messages */
+	int			ntypes;
+	const Oid  *types;			/* of the newest row */
+	int			nversions;
+	const int  *natts;			/* column count per version, oldest first */
+	const char *const *versions;
+} LgRowShape;
+
+/*
+ * Check that the caller's row type is one this library fills: a known
+ * column count, each column of the expected type.  Returns the count.  A
+ * row of any other shape (a column added, dropped, reordered or retyped)
+ * is an error, never a row of wrong values.
+ */
+static int
+check_row_shape(TupleDesc tupdesc, const LgRowShape *shape)
+{
+	int			natts = tupdesc->natts;
+	int			v;
+	int			i;
+
+	for (v = 0; v < shape->nversions; v++)
+		if (shape->natts[v] == natts)
+			break;
+	if (v == shape->nversions)
+	{
+		StringInfoData known;
+
+		initStringInfo(&known);
+		for (v = 0; v < shape->nversions; v++)
+			appendStringInfo(&known, "%s%d (%s)", v > 0 ? ", " : "",
+							 shape->natts[v], shape->versions[v]);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s returns %d columns, which no version of pg_lambdaguard declares",
+						shape->function, natts),
+				 errdetail("This library fills rows of %s columns.", known.data),
+				 errhint("Update the extension (ALTER EXTENSION pg_lambdaguard UPDATE), or recreate it if its functions were altered.")));
+	}
+	for (i = 0; i < natts; i++)
+	{
+		Oid			type = TupleDescAttr(tupdesc, i)->atttypid;
+
+		if (type != shape->types[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column %d of %s is of type %s, pg_lambdaguard fills it with %s",
+							i + 1, shape->function, format_type_be(type),
+							format_type_be(shape->types[i])),
+					 errhint("Update the extension (ALTER EXTENSION pg_lambdaguard UPDATE), or recreate it if its functions were altered.")));
+	}
+	return natts;
+}
+
+#define SHAPE(fn, types, natts, versions) \
+	{fn, lengthof(types), types, lengthof(natts), natts, versions}
+
+static const char *const v10[] = {"1.0 and later"};
+static const char *const v10_v11[] = {"1.0", "1.1 and later"};
+
+static const Oid session_types[] = {
+	INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, BOOLOID, BOOLOID,
+	TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, TEXTOID,
+	TIMESTAMPTZOID, TEXTOID
+};
+static const int session_natts[] = {20};
+static const LgRowShape session_shape =
+SHAPE("lambdaguard.session_rows()", session_types, session_natts, v10);
+
+static const Oid event_types[] = {
+	TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TEXTOID,
+	BOOLOID, TEXTOID, INT8OID
+};
+static const int event_natts[] = {10};
+static const LgRowShape event_shape =
+SHAPE("lambdaguard.event_rows()", event_types, event_natts, v10);
+
+/* 1.1 added hidden_events (pinning_stat_rows; 1.0's stat_rows lacks it) */
+static const Oid stat_types[] = {
+	NAMEOID, NAMEOID, TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID
+};
+static const int stat_natts[] = {6, 7};
+static const LgRowShape stat_shape =
+SHAPE("the pinning statistics function", stat_types, stat_natts, v10_v11);
+
+/* 1.1 added history_errors and brake_since */
+static const Oid worker_types[] = {
+	INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT4OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, INT8OID,
+	TIMESTAMPTZOID
+};
+static const int worker_natts[] = {12, 14};
+static const LgRowShape worker_shape =
+SHAPE("lambdaguard.worker_row()", worker_types, worker_natts, v10_v11);
+
+static const Oid action_types[] = {TEXTOID, TEXTOID, INT8OID};
+static const int action_natts[] = {3};
+static const LgRowShape action_shape =
+SHAPE("lambdaguard.action_counts()", action_types, action_natts, v10);
+
+static const Oid reason_types[] = {TEXTOID};
+static const int reason_natts[] = {1};
+static const LgRowShape reason_shape =
+SHAPE("lambdaguard.reasons_emitted()", reason_types, reason_natts, v10);
+
 static Datum
 name_datum(const char *name, bool *isnull)
 {
@@ -216,7 +331,7 @@ name_datum(const char *name, bool *isnull)
 	return name ? DirectFunctionCall1(namein, CStringGetDatum(name)) : (Datum) 0;
 }
 
-#define SESSIONS_NATTS 20
+#define SESSIONS_NATTS lengthof(session_types)
 
 /*
  * lambdaguard.sessions: one row per client backend.
@@ -233,6 +348,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &session_shape);
 
 	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
@@ -326,6 +442,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &event_shape);
 	events = lg_events_copy(&n);
 
 	for (i = 0; i < n; i++)
@@ -372,12 +489,13 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &stat_shape);
 	stats = lg_stats_copy(&n);
 
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[7];
-		bool		nulls[7];
+		Datum		values[lengthof(stat_types)];
+		bool		nulls[lengthof(stat_types)];
 
 		memset(nulls, false, sizeof(nulls));
 		values[0] = name_datum(GetUserNameFromId(stats[i].key.userid, true), &nulls[0]);
@@ -386,8 +504,7 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 		values[3] = Int64GetDatum(stats[i].events);
 		values[4] = Int64GetDatum(stats[i].sessions);
 		values[5] = TimestampTzGetDatum(stats[i].last_seen);
-		/* 1.1's pinning_stat_rows() has hidden_events; 1.0's stat_rows() not */
-		values[6] = Int64GetDatum(stats[i].hidden_events);
+		values[6] = Int64GetDatum(stats[i].hidden_events);	/* 1.1 */
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -402,12 +519,13 @@ lg_worker(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	LgWorkerInfo w;
-	Datum		values[14];
-	bool		nulls[14];
+	Datum		values[lengthof(worker_types)];
+	bool		nulls[lengthof(worker_types)];
 
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &worker_shape);
 	lg_worker_info_copy(&w);
 
 	memset(nulls, false, sizeof(nulls));
@@ -427,8 +545,8 @@ lg_worker(PG_FUNCTION_ARGS)
 	values[10] = Int64GetDatum(w.errors);
 	values[11] = w.last_error[0] ? CStringGetTextDatum(w.last_error) : (Datum) 0;
 	nulls[11] = (w.last_error[0] == '\0');
-	values[12] = Int64GetDatum(w.history_errors);
-	values[13] = TimestampTzGetDatum(w.brake_since);
+	values[12] = Int64GetDatum(w.history_errors);	/* 1.1 */
+	values[13] = TimestampTzGetDatum(w.brake_since);	/* 1.1 */
 	nulls[13] = (w.brake_since == 0 || w.pid == 0);
 	tuplestore_putvalues(store, tupdesc, values, nulls);
 	return (Datum) 0;
@@ -448,6 +566,7 @@ lg_action_counts(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &action_shape);
 	for (v = LG_VERDICT_ORPHAN; v < LG_NUM_VERDICTS; v++)
 	{
 		for (a = LG_ACTION_TERMINATE; a < LG_NUM_ACTIONS; a++)
@@ -475,6 +594,7 @@ lg_reason_list(PG_FUNCTION_ARGS)
 	int			r;
 
 	store = begin_srf(fcinfo, &tupdesc);
+	check_row_shape(tupdesc, &reason_shape);
 	for (r = 0; r < LG_NUM_REASONS; r++)
 	{
 		Datum		values[1];
@@ -554,7 +674,7 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 			d->at = GetCurrentTimestamp();
 			lg_history_values(d, values, nulls);
 			if (!may_read_query(d->s.userid))
-				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+				values[LG_HIST_QUERY] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 			put_history_row(store, tupdesc, map, values, nulls);
 		}
 		return (Datum) 0;
@@ -577,12 +697,12 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 		{
 			Datum	   *values = (Datum *) lfirst(lc);
 			bool	   *nulls = (bool *) lfirst(lnext(rows, lc));
-			Oid			role = nulls[3] ? InvalidOid :
-				get_role_oid(NameStr(*DatumGetName(values[3])), true);
+			Oid			role = nulls[LG_HIST_USENAME] ? InvalidOid :
+				get_role_oid(NameStr(*DatumGetName(values[LG_HIST_USENAME])), true);
 
 			/* the query text follows pg_stat_activity's rule (the row keeps it) */
-			if (!nulls[16] && !may_read_query(role))
-				values[16] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+			if (!nulls[LG_HIST_QUERY] && !may_read_query(role))
+				values[LG_HIST_QUERY] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 			put_history_row(store, tupdesc, map, values, nulls);
 		}
 	}
