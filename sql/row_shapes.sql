@@ -45,7 +45,13 @@ CREATE FUNCTION shapes.stats_10(
     OUT sessions bigint, OUT last_seen timestamptz)
 RETURNS SETOF record AS 'pg_lambdaguard', 'lg_pinning_stats' LANGUAGE C;
 CREATE VIEW shapes.stats_10 AS SELECT * FROM shapes.stats_10();
-SELECT count(*) >= 0 AS reads FROM shapes.stats_10;
+SET work_mem = '5MB';
+SELECT count(*) > 0 AS has_rows,
+       bool_and(s.events = p.events AND s.sessions = p.sessions
+                AND s.last_seen = p.last_seen) AS same_values
+  FROM shapes.stats_10 s
+  JOIN lambdaguard.pinning_stats p USING (usename, datname, reason);
+RESET work_mem;
 CREATE FUNCTION shapes.stats_text(
     OUT usename name, OUT datname name, OUT reason text, OUT events text,
     OUT sessions bigint, OUT last_seen timestamptz)
@@ -61,8 +67,8 @@ CREATE VIEW shapes.sessions_short AS SELECT * FROM shapes.sessions_short();
 SELECT * FROM shapes.sessions_short;
 
 -- a function without a view: the reasons as integers
-CREATE FUNCTION shapes.reasons_int(OUT reason int)
-RETURNS SETOF record AS 'pg_lambdaguard', 'lg_reason_list' LANGUAGE C;
+CREATE FUNCTION shapes.reasons_int()
+RETURNS SETOF int AS 'pg_lambdaguard', 'lg_reason_list' LANGUAGE C;
 SELECT * FROM shapes.reasons_int();
 
 DROP SCHEMA shapes CASCADE;

@@ -44,6 +44,7 @@
 #include "utils/fmgroids.h"
 #include "utils/inet.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -218,7 +219,6 @@ begin_srf(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
  */
 typedef struct LgRowShape
 {
-	const char *function;		/* the SQL function, for messages */
 	int			ntypes;
 	const Oid  *types;			/* of the newest row */
 	int			nversions;
@@ -233,7 +233,8 @@ typedef struct LgRowShape
  * is an error, never a row of wrong values.
  */
 static int
-check_row_shape(TupleDesc tupdesc, const LgRowShape *shape)
+check_row_shape(FunctionCallInfo fcinfo, TupleDesc tupdesc,
+				const LgRowShape *shape)
 {
 	int			natts = tupdesc->natts;
 	int			v;
@@ -253,7 +254,7 @@ check_row_shape(TupleDesc tupdesc, const LgRowShape *shape)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("%s returns %d columns, which no version of pg_lambdaguard declares",
-						shape->function, natts),
+						format_procedure(fcinfo->flinfo->fn_oid), natts),
 				 errdetail("This library fills rows of %s columns.", known.data),
 				 errhint("Update the extension (ALTER EXTENSION pg_lambdaguard UPDATE), or recreate it if its functions were altered.")));
 	}
@@ -265,15 +266,16 @@ check_row_shape(TupleDesc tupdesc, const LgRowShape *shape)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column %d of %s is of type %s, pg_lambdaguard fills it with %s",
-							i + 1, shape->function, format_type_be(type),
+							i + 1, format_procedure(fcinfo->flinfo->fn_oid),
+							format_type_be(type),
 							format_type_be(shape->types[i])),
 					 errhint("Update the extension (ALTER EXTENSION pg_lambdaguard UPDATE), or recreate it if its functions were altered.")));
 	}
 	return natts;
 }
 
-#define SHAPE(fn, types, natts, versions) \
-	{fn, lengthof(types), types, lengthof(natts), natts, versions}
+#define SHAPE(types, natts, versions) \
+	{lengthof(types), types, lengthof(natts), natts, versions}
 
 static const char *const v10[] = {"1.0 and later"};
 static const char *const v10_v11[] = {"1.0", "1.1 and later"};
@@ -286,7 +288,7 @@ static const Oid session_types[] = {
 };
 static const int session_natts[] = {20};
 static const LgRowShape session_shape =
-SHAPE("lambdaguard.session_rows()", session_types, session_natts, v10);
+SHAPE(session_types, session_natts, v10);
 
 static const Oid event_types[] = {
 	TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TEXTOID,
@@ -294,7 +296,7 @@ static const Oid event_types[] = {
 };
 static const int event_natts[] = {10};
 static const LgRowShape event_shape =
-SHAPE("lambdaguard.event_rows()", event_types, event_natts, v10);
+SHAPE(event_types, event_natts, v10);
 
 /* 1.1 added hidden_events (pinning_stat_rows; 1.0's stat_rows lacks it) */
 static const Oid stat_types[] = {
@@ -302,7 +304,7 @@ static const Oid stat_types[] = {
 };
 static const int stat_natts[] = {6, 7};
 static const LgRowShape stat_shape =
-SHAPE("the pinning statistics function", stat_types, stat_natts, v10_v11);
+SHAPE(stat_types, stat_natts, v10_v11);
 
 /* 1.1 added history_errors and brake_since */
 static const Oid worker_types[] = {
@@ -312,17 +314,17 @@ static const Oid worker_types[] = {
 };
 static const int worker_natts[] = {12, 14};
 static const LgRowShape worker_shape =
-SHAPE("lambdaguard.worker_row()", worker_types, worker_natts, v10_v11);
+SHAPE(worker_types, worker_natts, v10_v11);
 
 static const Oid action_types[] = {TEXTOID, TEXTOID, INT8OID};
 static const int action_natts[] = {3};
 static const LgRowShape action_shape =
-SHAPE("lambdaguard.action_counts()", action_types, action_natts, v10);
+SHAPE(action_types, action_natts, v10);
 
 static const Oid reason_types[] = {TEXTOID};
 static const int reason_natts[] = {1};
 static const LgRowShape reason_shape =
-SHAPE("lambdaguard.reasons_emitted()", reason_types, reason_natts, v10);
+SHAPE(reason_types, reason_natts, v10);
 
 static Datum
 name_datum(const char *name, bool *isnull)
@@ -348,7 +350,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &session_shape);
+	check_row_shape(fcinfo, tupdesc, &session_shape);
 
 	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
@@ -442,7 +444,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &event_shape);
+	check_row_shape(fcinfo, tupdesc, &event_shape);
 	events = lg_events_copy(&n);
 
 	for (i = 0; i < n; i++)
@@ -489,7 +491,7 @@ lg_pinning_stats(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &stat_shape);
+	check_row_shape(fcinfo, tupdesc, &stat_shape);
 	stats = lg_stats_copy(&n);
 
 	for (i = 0; i < n; i++)
@@ -525,7 +527,7 @@ lg_worker(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &worker_shape);
+	check_row_shape(fcinfo, tupdesc, &worker_shape);
 	lg_worker_info_copy(&w);
 
 	memset(nulls, false, sizeof(nulls));
@@ -566,7 +568,7 @@ lg_action_counts(PG_FUNCTION_ARGS)
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &action_shape);
+	check_row_shape(fcinfo, tupdesc, &action_shape);
 	for (v = LG_VERDICT_ORPHAN; v < LG_NUM_VERDICTS; v++)
 	{
 		for (a = LG_ACTION_TERMINATE; a < LG_NUM_ACTIONS; a++)
@@ -594,7 +596,7 @@ lg_reason_list(PG_FUNCTION_ARGS)
 	int			r;
 
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(tupdesc, &reason_shape);
+	check_row_shape(fcinfo, tupdesc, &reason_shape);
 	for (r = 0; r < LG_NUM_REASONS; r++)
 	{
 		Datum		values[1];
