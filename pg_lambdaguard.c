@@ -375,13 +375,12 @@ lg_shmem_startup_hook(void)
 
 /*
  * The pinning hooks, each after the one that was there, and the PL/pgSQL
- * plugin where no other library has taken PL/pgSQL's one plugin slot.
+ * plugin, which wraps the plugin that holds PL/pgSQL's one slot (if any).
  */
 static void
 lg_install_pinning_hooks(void)
 {
 	LgHookChain prev;
-	void	  **plpgsql_plugin;
 
 	prev.ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = lg_ExecutorStart;
@@ -397,9 +396,7 @@ lg_install_pinning_hooks(void)
 	fmgr_hook = lg_fmgr_hook;
 	lg_hooks_chain(&prev);
 
-	plpgsql_plugin = (void **) find_rendezvous_variable("PLpgSQL_plugin");
-	if (*plpgsql_plugin == NULL)
-		*plpgsql_plugin = lg_plpgsql_plugin();
+	lg_plpgsql_install(find_rendezvous_variable("PLpgSQL_plugin"));
 }
 
 void

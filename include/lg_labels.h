@@ -52,13 +52,20 @@ typedef uint32 LgReasonMask;
 
 /*
  * What pinned_idle acts on: a session pinned at the proxy, or holding state
- * that a transaction pooler would hand to the next client; never a session
- * whose only reason is a named protocol-level statement (the drivers that
- * name their statements keep one on every pooled connection).
+ * that a transaction pooler would hand to the next client and that the next
+ * client could trip over.  Not the state every pooled connection comes to
+ * hold and no client reads across clients: a named protocol-level statement
+ * (the drivers that name their statements keep one on every connection) or
+ * the sequence state an INSERT into a serial column leaves (currval).  An
+ * explicit nextval() still pins RDS Proxy, so its session is pinned and
+ * counts.
  */
+#define LG_PINNED_IDLE_SPARED \
+	(LG_REASON_MASK(PROTOCOL_PREPARED_STATEMENT) | \
+	 LG_REASON_MASK(SEQUENCE_FUNCTION))
 #define LG_PINNED_IDLE_REASONS(pin_mask, dirty_mask) \
-	((((pin_mask) & LG_PINS_RDS_PROXY_MASK) | (dirty_mask)) & \
-	 ~LG_REASON_MASK(PROTOCOL_PREPARED_STATEMENT))
+	(((pin_mask) & LG_PINS_RDS_PROXY_MASK) | \
+	 ((dirty_mask) & ~LG_PINNED_IDLE_SPARED))
 
 extern const char *const lg_reason_names[LG_NUM_REASONS];
 

@@ -13,6 +13,10 @@
 #   advisory lock, a cursor WITH HOLD, a temp table), and one whose only
 #   state is hidden from the proxy but breaks transaction pooling (an
 #   advisory lock taken inside a function)
+# - pinned_idle spares a session that is not pinned and whose only
+#   dirty_reasons are sequence_function and/or protocol_prepared_statement
+#   (an INSERT into a serial column, from psql and from a driver's named
+#   statement), but ends one that called nextval() itself (that pins)
 # - history.pin_reasons is filled for every decision, whatever
 #   pinned_idle_timeout: an orphan terminated with pinned_idle_timeout = 0
 #   after a SET has pin_reasons {set}
@@ -39,6 +43,9 @@ lambdaguard.pinned_idle_timeout = 0
 });
 $node->safe_psql(
 	'postgres', q{
+CREATE TABLE public.lg_serial (id serial PRIMARY KEY);
+GRANT SELECT, INSERT ON public.lg_serial TO app;
+GRANT USAGE ON SEQUENCE public.lg_serial_id_seq TO app;
 CREATE FUNCTION public.lg_hidden_lock() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -76,6 +83,8 @@ my %state = (
 	cursor_with_hold => q{DECLARE lg_c CURSOR WITH HOLD FOR SELECT 1},
 	temp_table => q{CREATE TEMP TABLE lg_tmp (x int)},
 	hidden_lock => q{SELECT public.lg_hidden_lock()},
+	serial_insert => q{INSERT INTO public.lg_serial DEFAULT VALUES},
+	nextval => q{SELECT nextval('public.lg_serial_id_seq')},
 	plain => q{SELECT 1},);
 my %s;
 foreach my $k (sort keys %state)
@@ -91,6 +100,9 @@ my $r = $js->query({ name => 'q1', text => 'SELECT $1::int', values => [1] });
 is_deeply($r->{rows}, [ [1] ], 'node-postgres: named prepared statement q1 ran');
 $r = $js->query({ name => 'q1', text => 'SELECT $1::int', values => [2] });
 is_deeply($r->{rows}, [ [2] ], 'node-postgres: q1 ran again (bound to the prepared statement)');
+$r = $js->query(
+	{ name => 'ins', text => 'INSERT INTO public.lg_serial DEFAULT VALUES RETURNING 1', values => [] });
+is_deeply($r->{rows}, [ [1] ], 'node-postgres: a named INSERT into a serial column ran');
 
 my $all_pids = join(',', $jpid, map { $_->pid } values %s);
 my $oracle = q{
@@ -102,12 +114,24 @@ is(lg_sql($node, $oracle), '0',
 my $visible_pids = join(',', $jpid, map { $s{$_}->pid } grep { $_ ne 'hidden_lock' } keys %s);
 is( lg_sql($node,
 		"SELECT count(*) FILTER (WHERE pinned) || '/' || count(*) FROM lambdaguard.sessions WHERE pid IN ($visible_pids)"),
-	'6/8',
-	'oracle: 6 of the 8 sessions that changed state in plain sight are pinned (set, prepare, listen, advisory lock, cursor with hold, temp table)');
+	'7/10',
+	'oracle: 7 of the 10 sessions that changed state in plain sight are pinned (set, prepare, listen, advisory lock, cursor with hold, temp table, nextval)');
+is( lg_sql($node,
+		"SELECT dirty_reasons::text || ' ' || pinned FROM lambdaguard.sessions WHERE pid = ${\ $s{serial_insert}->pid}"),
+	'{sequence_function} false',
+	'INSERT into a serial column: dirty_reasons {sequence_function} (currval answers), not pinned');
+is( lg_sql($node,
+		"SELECT pin_reasons::text || ' ' || pinned FROM lambdaguard.sessions WHERE pid = ${\ $s{nextval}->pid}"),
+	'{sequence_function} true',
+	'an explicit nextval(): pin_reasons {sequence_function}, pinned');
 is( lg_sql($node,
 		"SELECT pin_reasons::text || ' ' || pinned FROM lambdaguard.sessions WHERE pid = $jpid"),
 	'{protocol_prepared_statement} false',
 	'node-postgres named statement: pin_reasons {protocol_prepared_statement}, pinned false');
+is( lg_sql($node,
+		"SELECT dirty_reasons::text FROM lambdaguard.sessions WHERE pid = $jpid"),
+	'{protocol_prepared_statement,sequence_function}',
+	'node-postgres named statements and a serial INSERT: dirty_reasons {protocol_prepared_statement,sequence_function}');
 is( lg_sql($node,
 		"SELECT dirty_reasons::text FROM lambdaguard.sessions WHERE pid = ${\ $s{hidden_lock}->pid}"),
 	'{advisory_lock}',
@@ -127,12 +151,13 @@ lg_reload($node, pinned_idle_timeout => 1000);
 $r = $js->query({ name => 'q1', text => 'SELECT $1::int', values => [3] });
 is_deeply($r->{rows}, [ [3] ], 'node-postgres: q1 runs once more');
 $s{plain}->query('SELECT 1');
+$s{serial_insert}->query('SELECT 1');
 is( lg_sql($node,
 		"SELECT verdict || ' ' || (action_at IS NULL) FROM lambdaguard.sessions WHERE pid = $jpid"),
 	'ok true',
 	'node-postgres named statement: verdict ok, no action planned');
 
-foreach my $k (qw(set prepare listen advisory_lock cursor_with_hold temp_table hidden_lock))
+foreach my $k (qw(set prepare listen advisory_lock cursor_with_hold temp_table hidden_lock nextval))
 {
 	my $pid = $s{$k}->pid;
 	ok( lg_wait($node,
@@ -145,7 +170,9 @@ foreach my $k (qw(set prepare listen advisory_lock cursor_with_hold temp_table h
 }
 
 lg_assert_untouched($node, $js, 1000,
-	'pinned_idle: node-postgres client whose only reason is a named protocol statement');
+	'pinned_idle: node-postgres client whose only state is named protocol statements and sequence state');
+lg_assert_untouched($node, $s{serial_insert}, 1000,
+	'pinned_idle: a session whose only state is the sequence state of a serial INSERT');
 lg_assert_untouched($node, $s{plain}, 1000, 'pinned_idle: a plain idle session');
 
 $js->close;

@@ -51,6 +51,7 @@
 #include "lg_objects.h"
 #include "lg_pinstate.h"
 #include "lg_planwalk.h"
+#include "lg_plpgsql.h"
 #include "lg_utility.h"
 
 #define BIT(r)	LG_REASON_MASK(r)
@@ -362,6 +363,8 @@ lg_needs_fmgr_hook(Oid fn_oid)
 	 * the PL/pgSQL plugin; a C function may change state in ways only a read
 	 * shows.
 	 */
+	/* a library loaded after this one may have taken PL/pgSQL's plugin slot */
+	lg_plpgsql_check_plugin();
 	if (lg_function_is_c_code(fn_oid))
 		lg_note_c_function();
 	return prev.needs_fmgr ? prev.needs_fmgr(fn_oid) : false;

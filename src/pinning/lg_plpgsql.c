@@ -13,11 +13,28 @@
  * expression is walked, and each call found is a hidden event of that
  * statement.
  *
- * The root installs the plugin (lg_plpgsql_plugin) only if no other
- * library has taken the rendezvous variable: PL/pgSQL calls one plugin.
- * Without it, parameters and advisory locks changed this way are still
- * found by reading the state back at the statement's end (lg_pinstate.c,
- * through lg_readback.c); sequence state is not.
+ * PL/pgSQL calls one plugin, through the "PLpgSQL_plugin" rendezvous
+ * variable, and other tools want it too (plpgsql_check, pldebugger,
+ * plprofiler).  So this plugin wraps whatever plugin held the variable
+ * when it was installed, and passes every callback on to it:
+ *
+ *	- loaded after another plugin (plpgsql_check, plugin_debugger), it takes
+ *	  the other's place and forwards to it, handing over the helper
+ *	  functions PL/pgSQL sets in the plugin it calls;
+ *	- loaded before one that overwrites the variable without passing calls
+ *	  on (plugin_debugger), it notices at run time (lg_plpgsql_check_plugin,
+ *	  from needs_fmgr_hook, before any PL/pgSQL function runs) and wraps the
+ *	  newcomer the same way;
+ *	- loaded before one that takes the variable and does pass calls on
+ *	  (plpgsql_check), the same run-time wrap makes a cycle: that plugin's
+ *	  forwarded call reaches this one again with the estate this one is
+ *	  passing on, and returns at once.
+ *
+ * This plugin keeps nothing in estate->plugin_info: the wrapped plugin has
+ * it to itself.  Without the plugin at all, parameters and advisory locks
+ * changed this way are still found by reading the state back at the
+ * statement's end (lg_pinstate.c, through lg_readback.c); sequence state is
+ * not.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,6 +52,97 @@ static void lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt);
 static PLpgSQL_plugin lg_plugin = {
 	.stmt_end = lg_plpgsql_stmt_end
 };
+
+/* The rendezvous variable, and the plugin this one wraps (or NULL) */
+static PLpgSQL_plugin **plugin_var = NULL;
+static PLpgSQL_plugin *inner = NULL;
+
+/* The estate whose callback is being passed on to the wrapped plugin now */
+static PLpgSQL_execstate *forwarding = NULL;
+
+/*
+ * PL/pgSQL sets its helper functions in the plugin it calls (this one);
+ * the wrapped plugin needs them too (pldebugger evaluates variables with
+ * them).
+ */
+static inline void
+hand_over_helpers(void)
+{
+	inner->error_callback = lg_plugin.error_callback;
+	inner->assign_expr = lg_plugin.assign_expr;
+#if PG_VERSION_NUM >= 150000
+	inner->assign_value = lg_plugin.assign_value;
+	inner->eval_datum = lg_plugin.eval_datum;
+	inner->cast_value = lg_plugin.cast_value;
+#endif
+}
+
+/*
+ * Pass one callback on to the wrapped plugin.  "forwarding" is put back
+ * even when the callback raises an error (a PL/pgSQL exception block may
+ * catch it and go on).
+ */
+#define FORWARD(callback, estate, arg) \
+	do { \
+		PLpgSQL_execstate *saved_ = forwarding; \
+		\
+		hand_over_helpers(); \
+		forwarding = (estate); \
+		PG_TRY(); \
+		{ \
+			inner->callback((estate), (arg)); \
+		} \
+		PG_FINALLY(); \
+		{ \
+			forwarding = saved_; \
+		} \
+		PG_END_TRY(); \
+	} while (0)
+
+static void
+forward_func_setup(PLpgSQL_execstate *estate, PLpgSQL_function *func)
+{
+	if (estate != forwarding && inner && inner->func_setup)
+		FORWARD(func_setup, estate, func);
+}
+
+static void
+forward_func_beg(PLpgSQL_execstate *estate, PLpgSQL_function *func)
+{
+	if (estate != forwarding && inner && inner->func_beg)
+		FORWARD(func_beg, estate, func);
+}
+
+static void
+forward_func_end(PLpgSQL_execstate *estate, PLpgSQL_function *func)
+{
+	if (estate != forwarding && inner && inner->func_end)
+		FORWARD(func_end, estate, func);
+}
+
+static void
+forward_stmt_beg(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
+{
+	if (estate != forwarding && inner && inner->stmt_beg)
+		FORWARD(stmt_beg, estate, stmt);
+}
+
+/* Wrap the plugin the variable holds now, unless it is this one */
+static void
+wrap_current(void)
+{
+	PLpgSQL_plugin *current = *plugin_var;
+
+	if (current == &lg_plugin)
+		return;
+	inner = current;
+	/* without a plugin to wrap, PL/pgSQL calls nothing but stmt_end */
+	lg_plugin.func_setup = inner && inner->func_setup ? forward_func_setup : NULL;
+	lg_plugin.func_beg = inner && inner->func_beg ? forward_func_beg : NULL;
+	lg_plugin.func_end = inner && inner->func_end ? forward_func_end : NULL;
+	lg_plugin.stmt_beg = inner && inner->stmt_beg ? forward_stmt_beg : NULL;
+	*plugin_var = &lg_plugin;
+}
 
 /* The simple expression a statement evaluated, if any */
 static PLpgSQL_expr *
@@ -64,9 +172,17 @@ statement_expression(PLpgSQL_stmt *stmt)
 static void
 lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 {
-	PLpgSQL_expr *expr = statement_expression(stmt);
+	PLpgSQL_expr *expr;
 	LgPlanCalls calls;
 	const char *paren;
+
+	/* the wrapped plugin passing this very call on again: done already */
+	if (estate == forwarding)
+		return;
+	if (inner && inner->stmt_end)
+		FORWARD(stmt_end, estate, stmt);
+
+	expr = statement_expression(stmt);
 
 	/* an expression that is not simple ran through the executor hooks */
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL)
@@ -81,8 +197,24 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
 }
 
-void *
-lg_plpgsql_plugin(void)
+/*
+ * Install the plugin in PL/pgSQL's rendezvous variable (the root calls this
+ * from _PG_init), wrapping the plugin that holds it.
+ */
+void
+lg_plpgsql_install(void **rendezvous)
 {
-	return &lg_plugin;
+	plugin_var = (PLpgSQL_plugin **) rendezvous;
+	wrap_current();
+}
+
+/*
+ * Before a function runs: if a library loaded later put its own plugin in
+ * the variable, wrap that one too.
+ */
+void
+lg_plpgsql_check_plugin(void)
+{
+	if (unlikely(plugin_var != NULL && *plugin_var != &lg_plugin))
+		wrap_current();
 }
