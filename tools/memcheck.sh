@@ -40,10 +40,10 @@
 # (see the per-suite lines).
 #
 # Environment:
-#   LG_MEMCHECK_TAP="t/080_concurrent_events.pl ..."  TAP files to run
+#   LG_MEMCHECK_TAP="t/300_concurrent_events.pl ..."  TAP files to run
 #                         (default: every t/*.pl; "none" to skip TAP)
 #   LG_MEMCHECK_TAP_TIMEOUT=900   seconds allowed per TAP file
-#   SOAK_SECONDS=30       length of the soak test's traffic (t/070_soak.pl)
+#   SOAK_SECONDS=30       length of the soak test's traffic (t/015_soak.pl)
 #   LG_MEMCHECK_SUITES="regress isolation tap"   which suites to run
 #   LG_MEMCHECK_KEEP=1    keep the scratch directory (logs) afterwards
 set -euo pipefail
