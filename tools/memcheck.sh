@@ -29,7 +29,7 @@
 # uninitialised values and every read or write outside what the C library
 # handed out, but not overruns inside a palloc'd chunk of a memory context.
 #
-# Suppressions: fuzz/valgrind.supp (each entry says why it is there).
+# Suppressions: test/fuzz/valgrind.supp (each entry says why it is there).
 #
 # Output: the result of each suite, then the number of valgrind reports
 # in total and in pg_lambdaguard's code (a frame in pg_lambdaguard.so,
@@ -52,7 +52,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=$LG_PG_MAJOR
 PG_BIN=$LG_PG_BIN
 PGXS_DIR=$(cd "$(dirname "$("$LG_PG_CONFIG" --pgxs)")/../.." && pwd)
-SUPP=$here/fuzz/valgrind.supp
+SUPP=$here/test/fuzz/valgrind.supp
 TAP_TIMEOUT=${LG_MEMCHECK_TAP_TIMEOUT:-900}
 SUITES=${LG_MEMCHECK_SUITES:-regress isolation tap}
 say() { lg_say "$@"; }
