@@ -1,6 +1,6 @@
 --
--- dirty_reasons against what PostgreSQL itself shows; one section per
--- finding of the review of 1.0 (issue 11)
+-- dirty_reasons against what PostgreSQL itself shows; one numbered
+-- section per property checked
 --
 SET client_min_messages = warning;
 DROP DATABASE IF EXISTS lg_state;

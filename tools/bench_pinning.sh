@@ -9,7 +9,7 @@
 # From a fresh Debian 12 machine, as root or with sudo: builds and installs
 # the extension for PG_CONFIG (default Debian's 15) from a scratch copy,
 # unless LG_BENCH_INSTALLED=1 (measure what is installed).  Prints one line
-# per workload; goals (issue 11): statements that change no state within
+# per workload; the targets: statements that change no state within
 # 0.5% of the library not loaded, the advisory-lock polling workload within
 # 1%, a pinning event at most 1,000 instructions.
 set -euo pipefail
@@ -93,10 +93,9 @@ for kind in select1 point mix plpgsql advisory setvar; do
 		printf "%-10s %12.0f %12.0f %9.4f %+10.0f\n", k, pw, po, pw / po, pw - po }'
 done
 
-# The floor of the nesting rule the issue asks for (a level saved and
-# restored with PG_TRY around ExecutorRun and ExecutorFinish, as
-# pg_stat_statements does): auto_explain, preloaded and doing nothing else,
-# keeps exactly such a level.
+# The floor of the nesting rule (a level saved and restored with PG_TRY
+# around ExecutorRun and ExecutorFinish, as pg_stat_statements does):
+# auto_explain, preloaded and doing nothing else, keeps exactly such a level.
 a0=$(instr auto_explain "$dir/empty.sql")
 a=$(instr auto_explain "$dir/select1.sql")
 o=$(instr "" "$dir/select1.sql")

@@ -29,7 +29,7 @@
 # uninitialised values and every read or write outside what the C library
 # handed out, but not overruns inside a palloc'd chunk of a memory context.
 #
-# Suppressions: fuzz/valgrind.supp (each entry says why it is there).
+# Suppressions: test/fuzz/valgrind.supp (each entry says why it is there).
 #
 # Output: the result of each suite, then the number of valgrind reports
 # in total and in pg_lambdaguard's code (a frame in pg_lambdaguard.so,
@@ -40,10 +40,10 @@
 # (see the per-suite lines).
 #
 # Environment:
-#   LG_MEMCHECK_TAP="t/080_concurrent_events.pl ..."  TAP files to run
+#   LG_MEMCHECK_TAP="t/300_concurrent_events.pl ..."  TAP files to run
 #                         (default: every t/*.pl; "none" to skip TAP)
 #   LG_MEMCHECK_TAP_TIMEOUT=900   seconds allowed per TAP file
-#   SOAK_SECONDS=30       length of the soak test's traffic (t/070_soak.pl)
+#   SOAK_SECONDS=30       length of the soak test's traffic (t/015_soak.pl)
 #   LG_MEMCHECK_SUITES="regress isolation tap"   which suites to run
 #   LG_MEMCHECK_KEEP=1    keep the scratch directory (logs) afterwards
 set -euo pipefail
@@ -52,7 +52,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=$LG_PG_MAJOR
 PG_BIN=$LG_PG_BIN
 PGXS_DIR=$(cd "$(dirname "$("$LG_PG_CONFIG" --pgxs)")/../.." && pwd)
-SUPP=$here/fuzz/valgrind.supp
+SUPP=$here/test/fuzz/valgrind.supp
 TAP_TIMEOUT=${LG_MEMCHECK_TAP_TIMEOUT:-900}
 SUITES=${LG_MEMCHECK_SUITES:-regress isolation tap}
 say() { lg_say "$@"; }

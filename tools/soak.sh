@@ -15,7 +15,7 @@
 #
 # From a fresh Debian 12 machine, as root or as a user with sudo: installs
 # the Debian packages that are missing (apt-get update first), builds the
-# extension in a scratch copy and installs it, and runs t/070_soak.pl with
+# extension in a scratch copy and installs it, and runs t/015_soak.pl with
 # SOAK_SECONDS=seconds on a throwaway cluster, as the postgres OS user when
 # invoked as root.  The scratch copy (with the server log) is kept when the
 # soak fails.
@@ -65,10 +65,10 @@ chmod 755 "$work"
 
 # 3. the soak
 pgxs_src=$(dirname "$(dirname "$("$PG_BIN/pg_config" --pgxs)")")
-say "soak for $secs s (t/070_soak.pl, SOAK_SECONDS=$secs)"
+say "soak for $secs s (t/015_soak.pl, SOAK_SECONDS=$secs)"
 status=0
 (cd "$work" && as_server_user env PG_REGRESS="$pgxs_src/test/regress/pg_regress" \
-	SOAK_SECONDS="$secs" prove -v -I "$pgxs_src/test/perl" -I . t/070_soak.pl) \
+	SOAK_SECONDS="$secs" prove -v -I "$pgxs_src/test/perl" -I . t/015_soak.pl) \
 	>"$work/soak.out" 2>&1 || status=$?
 cat "$work/soak.out"
 

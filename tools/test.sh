@@ -90,7 +90,7 @@ test_version() {
 
 	# the other suites share one contract: run from the tree's root with
 	# PG_CONFIG set; they skip (exit 0) where that version lacks what they need
-	for s in managed/test/run.sh monitoring/test/run.sh "tools/fuzz_state.sh 60"; do
+	for s in managed/test/run.sh monitoring/test/run.sh "test/fuzz_state/run.sh 60"; do
 		[ -f "$work/${s%% *}" ] || continue
 		lg_say "$major: ${s}"
 		rc=0

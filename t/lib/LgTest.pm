@@ -1,8 +1,8 @@
 
 # Copyright (c) 2026, pg_lambdaguard developers
 
-# Helpers shared by the TAP tests of pg_lambdaguard (written for the worker
-# tests 001-003; other test files use them too, so keep the API stable).
+# Helpers shared by the TAP tests of pg_lambdaguard (t/*.pl load them with
+# use lib "$FindBin::RealBin/lib"):
 #
 # LgTest::lg_node()       a started, preloaded node with the roles the tests use
 # LgTest::Session         a psql client kept open in the background, on the

@@ -32,7 +32,7 @@
  * A violated invariant prints what was wrong and abort()s, which libFuzzer
  * reports as a crash with the input saved.
  *
- * Build and run: bash tools/fuzz.sh [seconds].  Built with
+ * Build and run: bash test/fuzz/run.sh [seconds].  Built with
  * -DLG_FUZZ_STANDALONE (no libFuzzer), main() runs the target on each file
  * named on the command line, e.g. under valgrind or gdb.
  *

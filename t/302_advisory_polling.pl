@@ -1,8 +1,7 @@
-# Finding 8 of the pinning issue: a job queue that polls with
-# pg_try_advisory_lock must not pay for a copy of the whole lock table
-# (GetLockStatusData: all 16 lock partitions) at the end of every
-# transaction.  Counted with callgrind on a single-user backend, so the
-# check is about calls made, not about time.
+# A job queue that polls with pg_try_advisory_lock must not pay for a copy
+# of the whole lock table (GetLockStatusData: all 16 lock partitions) at the
+# end of every transaction.  Counted with callgrind on a single-user
+# backend, so the check is about calls made, not about time.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);

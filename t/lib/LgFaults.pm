@@ -1,8 +1,8 @@
 
 # Copyright (c) 2026, pg_lambdaguard developers
 
-# Helpers for the fault, security and soak tests (050, 060, 070), on top of
-# LgTest.pm:
+# Helpers for the tests that read the server log or act as several roles,
+# on top of LgTest.pm:
 #
 # lg_psql_as()        one psql call as any role; returns (ret, out, err)
 # lg_log_times()      the times (epoch seconds, ms precision) of the log

@@ -2,14 +2,14 @@
 # Fuzzes the list parsers and matchers of pg_lambdaguard (src/common/lg_match.c) with
 # libFuzzer, AddressSanitizer and UndefinedBehaviorSanitizer.
 #
-#     bash tools/fuzz.sh [seconds]        # default 60
+#     bash test/fuzz/run.sh [seconds]     # default 60
 #
 # From a fresh Debian 12 machine, as root or as a user with sudo: installs
 # clang-14 and libclang-rt-14-dev (libFuzzer) when missing, builds
-# fuzz/fuzz_lists.c with lg_match.c into a temporary directory (never into the
-# checkout), and runs it for the given time (-max_total_time) with a 2 s
-# per-input timeout on a copy of fuzz/corpus/.  Exits 0 when nothing was
-# found, after printing the executions, libFuzzer's coverage figures and the
+# test/fuzz/fuzz_lists.c with lg_match.c into a temporary directory (never
+# into the checkout), and runs it for the given time (-max_total_time) with a
+# 2 s per-input timeout on a copy of test/fuzz/corpus/.  Exits 0 when nothing
+# was found, after printing the executions, libFuzzer's coverage figures and the
 # line/branch coverage of lg_match.c reached by the grown corpus (llvm-cov);
 # otherwise prints the sanitizer report or violated invariant, the
 # reproducer (hex and C string) and the command that replays it, keeps the
@@ -23,13 +23,13 @@
 #   LG_FUZZ_KEEP=1    keep the temporary directory (grown corpus) even when
 #                     nothing was found
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=${1:-60}
 src=${LG_FUZZ_SRC:-$here}
 max_len=${LG_FUZZ_MAX_LEN:-4096}
 
 case $seconds in
-	'' | *[!0-9]*) echo "usage: bash tools/fuzz.sh [seconds]" >&2; exit 2 ;;
+	'' | *[!0-9]*) echo "usage: bash test/fuzz/run.sh [seconds]" >&2; exit 2 ;;
 esac
 [ "$seconds" -ge 1 ] || { echo "seconds must be at least 1" >&2; exit 2; }
 
@@ -47,13 +47,13 @@ keep=${LG_FUZZ_KEEP:-0}
 cleanup() { if [ "$keep" != 1 ]; then rm -rf "$tmp"; fi; }
 trap cleanup EXIT
 
-say "building fuzz/fuzz_lists.c with $src/src/common/lg_match.c into $tmp"
+say "building test/fuzz/fuzz_lists.c with $src/src/common/lg_match.c into $tmp"
 $CC -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	-I"$src/include" "$here/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_lists"
+	-I"$src/include" "$here/test/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_lists"
 
 mkdir -p "$tmp/corpus" "$tmp/artifacts"
-cp "$here"/fuzz/corpus/* "$tmp/corpus/"
+cp "$here"/test/fuzz/corpus/* "$tmp/corpus/"
 seeds=$(ls "$tmp/corpus" | wc -l)
 
 # --- run ---------------------------------------------------------------------
@@ -76,7 +76,7 @@ if [ "$rc" -eq 0 ] && [ -z "$artifacts" ]; then
 	say "no crash, no timeout in ${seconds}s"
 	# source coverage of lg_match.c over the grown corpus (each input once)
 	if $CC -O1 -fprofile-instr-generate -fcoverage-mapping -fsanitize=fuzzer \
-		-I"$src/include" "$here/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_cov" 2>/dev/null &&
+		-I"$src/include" "$here/test/fuzz/fuzz_lists.c" "$src/src/common/lg_match.c" -o "$tmp/fuzz_cov" 2>/dev/null &&
 		(cd "$tmp" && LLVM_PROFILE_FILE="$tmp/cov.profraw" ./fuzz_cov -runs=0 corpus >/dev/null 2>&1) &&
 		llvm-profdata-14 merge -sparse "$tmp/cov.profraw" -o "$tmp/cov.profdata" 2>/dev/null; then
 		say "coverage of lg_match.c by the corpus ($(ls "$tmp/corpus" | wc -l) inputs)"

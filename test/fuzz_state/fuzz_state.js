@@ -1,7 +1,7 @@
 'use strict';
 // Differential test of pg_lambdaguard's dirty_reasons and pinning events.
 //
-//   node tools/fuzz_state.js PORT SECONDS SEED
+//   node test/fuzz_state/fuzz_state.js PORT SECONDS SEED
 //
 // Draws random sessions from a grammar that covers every reason and every
 // statement that clears one, run directly (simple protocol), through the

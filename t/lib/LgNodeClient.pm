@@ -21,8 +21,9 @@ package LgNodeClient;
 use strict;
 use warnings;
 
+use Cwd qw(abs_path);
 use Exporter 'import';
-use FindBin;
+use File::Basename qw(dirname);
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
@@ -30,12 +31,15 @@ use Test::More;
 
 our @EXPORT = qw(lg_node_modules lg_node_client);
 
+# this file's directory (t/lib), which holds pg_client.js
+my $libdir = dirname(abs_path(__FILE__));
+
 my $modules;
 
 sub lg_node_modules
 {
 	return $modules if defined $modules;
-	my $e2e = "$FindBin::RealBin/../test/e2e";
+	my $e2e = "$libdir/../../test/e2e";
 	if (-d "$e2e/node_modules/pg")
 	{
 		$modules = "$e2e/node_modules";
@@ -71,7 +75,6 @@ package LgNodeClient::Client;
 use strict;
 use warnings;
 
-use FindBin;
 use IPC::Run;
 use JSON::PP;
 
@@ -92,7 +95,7 @@ sub new
 	local $ENV{LG_APPNAME} = $o{appname} // 'lg_node';
 	$self->{timer} = IPC::Run::timer(30);
 	$self->{run} = IPC::Run::start(
-		[ 'node', "$FindBin::RealBin/node/pg_client.js" ],
+		[ 'node', "$libdir/pg_client.js" ],
 		'<', \$self->{stdin},
 		'>', \$self->{stdout},
 		'2>', \$self->{stderr},

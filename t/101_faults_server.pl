@@ -1,17 +1,12 @@
 
 # Copyright (c) 2026, pg_lambdaguard developers
 
-# The worker under faults:
+# The background worker while the server around it changes:
 #
-# - its history table renamed, dropped, or missing a column while an orphan
-#   falls due: a LOG line or an ERROR (and no signal without its history
-#   row), never a crash-restart of the cluster; after an ERROR the postmaster
-#   starts it again no faster than every 10 s; it acts and records again
-#   once the table is repaired
-# - lambdaguard.database names a database that does not exist: one FATAL
-#   line per 10 s restart interval, no tight loop
-# - the worker terminated with pg_terminate_backend(): it comes back
+# - a reload brings bad values: a LOG line names each setting and its bad
+#   part, the old values stay, the worker keeps working with them
 # - a reload storm: 50 reloads with changing settings, the worker lives on
+# - the worker terminated with pg_terminate_backend(): it comes back
 # - a streaming standby: no worker during recovery, the views work; after
 #   promotion the worker starts and acts
 # - fast and smart shutdown while the worker scans every 10 ms
@@ -25,7 +20,7 @@ use strict;
 use warnings;
 
 use FindBin;
-use lib $FindBin::RealBin;
+use lib "$FindBin::RealBin/lib";
 
 use IPC::Run;
 use LgTest;
@@ -35,18 +30,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $worker_exit =
-  qr/background worker "pg_lambdaguard[^"]*" \(PID (\d+)\) exited with exit code 1/;
 my $worker_started = qr/pg_lambdaguard: worker started in database "postgres"/;
-my $not_created =
-  qr/pg_lambdaguard: the extension is not created in database "postgres"/;
-my $history_missing =
-  qr/pg_lambdaguard: table lambdaguard.history is missing in database "postgres"/;
-my $now_exists =
-  qr/pg_lambdaguard: the extension now exists in database "postgres"/;
 
 my $node = lg_node(
-	'faults',
+	'faults_server',
 	conf => q{
 wal_level = replica
 max_wal_senders = 4
@@ -55,18 +42,8 @@ lambdaguard.blocking_timeout = 0
 lambdaguard.aborted_transaction_timeout = 0
 });
 
-# ---------------------------------------------------------------------------
-# a second node whose lambdaguard.database does not exist (a copy of the
-# first, cheaper than initdb): started now, its log is read after about
-# 25 s, while the other tests run
-# ---------------------------------------------------------------------------
-$node->backup('b0');
-my $nodb = PostgreSQL::Test::Cluster->new('nodb');
-$nodb->init_from_backup($node, 'b0');
-$nodb->append_conf('postgresql.conf', "lambdaguard.database = 'nosuchdb'\n");
-$nodb->start;
-my $nodb_t0 = time();
-
+# An orphan of the watched role app (on $node unless another node is given):
+# a transaction left open
 sub orphan
 {
 	my ($name, $n) = @_;
@@ -75,184 +52,50 @@ sub orphan
 	return $s;
 }
 
-sub history_count
+# ---------------------------------------------------------------------------
+# reload with bad values: a LOG line names the setting, the old value stays
+# ---------------------------------------------------------------------------
 {
-	my ($pid, $where) = @_;
-	$where = defined $where ? "AND $where" : '';
-	return lg_sql($node,
-		"SELECT count(*) FROM lambdaguard.history WHERE pid = $pid $where");
-}
+	$node->append_conf('postgresql.conf',
+		"lambdaguard.client_addresses = '127.0.0.1/32, local'\nlambdaguard.naptime = 200\n");
+	$node->reload;
+	ok(lg_wait($node, q{SELECT current_setting('lambdaguard.client_addresses') = '127.0.0.1/32, local' AND current_setting('lambdaguard.naptime') = '200ms'}, 10),
+		'good values reloaded');
 
-# ---------------------------------------------------------------------------
-# history renamed while an orphan falls due: the worker says the history is
-# missing, acts on nobody, and acts and records again once it is back
-# ---------------------------------------------------------------------------
-{
 	my $log = lg_log_offset($node);
-	my $w0 = lg_worker($node);
-	$node->safe_psql('postgres',
-		'ALTER TABLE lambdaguard.history RENAME TO history_moved');
-	my $s = orphan('lg_renamed');
-	my $pid = $s->pid;
-	ok(lg_wait_log($node, $history_missing, $log, 5),
-		'history renamed: the worker logs that the history table is missing');
-	# 1 s timeout + margin: the worker would have acted by now
-	ok(lg_wait_idle_for($node, $pid, 2000, 10), 'history renamed: orphan idle for 2 s');
-	is(lg_state($node, $pid), 'idle in transaction',
-		'history renamed: the orphan is left alone');
-
-	$node->safe_psql('postgres',
-		'ALTER TABLE lambdaguard.history_moved RENAME TO history');
-	ok(lg_wait($node,
-			"SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'", 10),
-		'history renamed back: the orphan is terminated and recorded');
-	ok(lg_wait_log($node, $now_exists, $log, 5),
-		'history renamed back: the worker says it records again');
-	my $w1 = lg_worker($node);
-	is($w1->{pid}, $w0->{pid}, 'history renamed: the worker did not restart');
-	is($w1->{errors}, $w0->{errors}, 'history renamed: no error counted');
-	$s->close;
-}
-
-# ---------------------------------------------------------------------------
-# history dropped (it is an extension member: detached first).  CASCADE
-# reaches lambdaguard.scan(), which returns SETOF lambdaguard.history, and
-# with it, a member, the whole extension: PostgreSQL's rule for members.
-# Repaired by creating the extension again.
-# ---------------------------------------------------------------------------
-{
-	my $log = lg_log_offset($node);
-	my $w0 = lg_worker($node);
-	my ($ret, $out, $err) = $node->psql(
-		'postgres', q{
-ALTER EXTENSION pg_lambdaguard DROP TABLE lambdaguard.history;
-ALTER EXTENSION pg_lambdaguard DROP SEQUENCE lambdaguard.history_id_seq;
-DROP TABLE lambdaguard.history CASCADE;
-}, on_error_stop => 1);
-	is($ret, 0, 'history dropped') or diag $err;
-	note "DROP TABLE lambdaguard.history CASCADE said: $err";
-	my $s = orphan('lg_dropped');
-	my $pid = $s->pid;
-	ok(lg_wait_log($node, $not_created, $log, 5),
-		'history dropped: the worker logs that it cannot record');
-	ok(lg_wait_idle_for($node, $pid, 2000, 10), 'history dropped: orphan idle for 2 s');
-	is(lg_state($node, $pid), 'idle in transaction',
-		'history dropped: the orphan is left alone');
-
-	$node->safe_psql('postgres',
-		'DROP EXTENSION IF EXISTS pg_lambdaguard; CREATE EXTENSION pg_lambdaguard;');
-	ok(lg_wait($node,
-			"SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'", 10),
-		'extension re-created: the orphan is terminated and recorded');
-	ok(lg_wait_log($node, $now_exists, $log, 5),
-		'extension re-created: the worker says it records again');
-	is(lg_worker($node)->{pid}, $w0->{pid}, 'history dropped: the worker did not restart');
-	my @crash = lg_crash_lines(lg_log_slice($node, $log));
-	is(scalar(@crash), 0, 'history dropped: no crash') or diag join("\n", @crash);
-	$s->close;
-}
-
-# ---------------------------------------------------------------------------
-# history missing a column (renamed) while orphans fall due: the INSERT of
-# the history row fails, and since the row is written before the signal, the
-# worker ERRORs and exits without signalling anybody; the postmaster starts
-# it again after 10 s, it fails again; once the table is repaired, the next
-# worker terminates and records both orphans
-# ---------------------------------------------------------------------------
-{
-	my $log = lg_log_offset($node);
-	my $w0 = lg_worker($node);
-	$node->safe_psql('postgres',
-		'ALTER TABLE lambdaguard.history RENAME COLUMN detail TO detail_gone');
-
-	my $c = orphan('lg_col_1');
-	my $cpid = $c->pid;
-	ok(lg_wait($node, "SELECT errors > $w0->{errors} FROM lambdaguard.worker", 10),
-		'column renamed: the worker counts an error');
-	my $w1 = lg_worker($node);
-	like($w1->{last_error} // '', qr/detail/, 'column renamed: last_error says why')
-	  or diag explain $w1;
-	ok(lg_wait_log($node, qr/background worker "pg_lambdaguard[^"]*" \(PID $w0->{pid}\) exited with exit code 1/, $log, 5),
-		'column renamed: the worker exited with code 1');
-	is(lg_state($node, $cpid), 'idle in transaction',
-		'column renamed: no signal without its history row, the orphan is still there');
-
-	# while the worker is down, another orphan falls due; the next worker
-	# (10 s later) fails again
-	my $d = orphan('lg_col_2');
-	my $dpid = $d->pid;
-	ok(lg_wait($node, "SELECT errors > $w1->{errors} FROM lambdaguard.worker", 20),
-		'column still renamed: the restarted worker fails again');
-	my $w2 = lg_worker($node);
-	is(lg_state($node, $cpid) . '/' . lg_state($node, $dpid),
-		'idle in transaction/idle in transaction',
-		'column still renamed: both orphans still there');
-	unlike(lg_log_slice($node, $log), qr/pg_lambdaguard: terminated pid ($cpid|$dpid) /,
-		'column still renamed: no termination logged');
-
-	$node->safe_psql('postgres',
-		'ALTER TABLE lambdaguard.history RENAME COLUMN detail_gone TO detail');
-	ok(lg_wait($node,
-			"SELECT count(*) = 2 FROM lambdaguard.history WHERE pid IN ($cpid, $dpid) AND action = 'terminate'", 25),
-		'column repaired: the restarted worker terminates and records both orphans');
-	ok(lg_gone($node, $cpid, 5) && lg_gone($node, $dpid, 5),
-		'column repaired: both orphans are gone');
-	my $w3 = lg_worker($node);
-	is($w3->{errors}, $w2->{errors}, 'column repaired: no more errors');
-	# (lambdaguard.worker shows no pid while no worker runs)
-	ok($w3->{started_at} ne $w2->{started_at} && $w2->{started_at} ne $w1->{started_at},
-		'column renamed: a new worker process each time')
-	  or diag explain [ $w1, $w2, $w3 ];
-
+	$node->append_conf('postgresql.conf',
+		"lambdaguard.client_addresses = '127.0.0.1/32, 10.1.2.0/33'\nlambdaguard.naptime = 5\nlambdaguard.roles = 'app,'\n");
+	$node->reload;
+	my $ok = 0;
+	eval {
+		$node->wait_for_log(qr/lambdaguard\.naptime/, $log);
+		$ok = 1;
+	};
 	my $slice = lg_log_slice($node, $log);
-	like($slice, qr/(ERROR|FATAL):[^\n]*column "detail" of relation "history" does not exist/,
-		'column renamed: the ERROR is logged');
+	ok($ok, 'bad values: reload logged');
+	like($slice, qr/LOG:[^\n]*"lambdaguard\.client_addresses"[^\n]*10\.1\.2\.0\/33/,
+		'bad values: LOG line names client_addresses and the bad CIDR');
+	like($slice, qr/LOG:[^\n]*5[^\n]*"lambdaguard\.naptime"|LOG:[^\n]*"lambdaguard\.naptime"[^\n]*5/,
+		'bad values: LOG line names naptime and its bad value');
+	like($slice, qr/LOG:[^\n]*"lambdaguard\.roles"/,
+		'bad values: LOG line names roles (empty element)');
+	is(lg_sql($node, 'SHOW lambdaguard.client_addresses'), '127.0.0.1/32, local',
+		'bad values: client_addresses keeps its old value');
+	is(lg_sql($node, 'SHOW lambdaguard.naptime'), '200ms', 'bad values: naptime keeps its old value');
+	is(lg_sql($node, 'SHOW lambdaguard.roles'), 'app', 'bad values: roles keeps its old value');
 
-	# restart interval: every exit is followed by a start 10 s later, never
-	# sooner
-	my @exits = lg_log_times($slice, $worker_exit);
-	my @starts = lg_log_times($slice, $worker_started);
-	is(scalar(@exits), 2, 'column renamed: two error exits');
-	is(scalar(@starts), 2, 'column renamed: two restarts');
-	for my $i (0 .. $#exits)
-	{
-		my ($next) = grep { $_ >= $exits[$i] } @starts;
-		ok(defined $next && $next - $exits[$i] >= 9.5,
-			"column renamed: restart $i came no sooner than 10 s after the exit")
-		  or diag sprintf('exit at %.3f, next start %s', $exits[$i],
-			defined $next ? sprintf('%.3f s later', $next - $exits[$i]) : 'none');
-	}
-	my @crash = lg_crash_lines($slice);
-	is(scalar(@crash), 0, 'column renamed: no crash-restart') or diag join("\n", @crash);
-	unlike($slice, qr/terminating any other active server processes/,
-		'column renamed: no backend was reset');
-	$_->close for ($c, $d);
-}
+	# the worker still acts with the old values: a Unix-socket orphan matches 'local'
+	my $s = orphan('lg_after_bad_reload');
+	my $pid = $s->pid;
+	ok(lg_wait($node, "SELECT count(*) > 0 FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'", 10),
+		'bad values: the worker keeps working with the old values');
+	$s->close;
 
-# ---------------------------------------------------------------------------
-# lambdaguard.database names a missing database: one FATAL per restart
-# interval (bgw_restart_time = 10 s), no tight loop
-# ---------------------------------------------------------------------------
-{
-	# the tests above take longer than 25 s; wait out the rest if not
-	my $left = $nodb_t0 + 26 - time();
-	usleep(int($left * 1_000_000)) if $left > 0;
-	my $slice = lg_log_slice($nodb, 0);
-	my $fatal = qr/FATAL:\s+database "nosuchdb" does not exist/;
-	my @fatal = lg_log_times($slice, $fatal);
-	my $elapsed = time() - $nodb_t0;
-	ok(@fatal >= 2, sprintf('missing database: FATAL repeated (%d lines in %.0f s)',
-		scalar(@fatal), $elapsed));
-	my @first25 = grep { $_ <= $fatal[0] + 25 } @fatal;
-	cmp_ok(scalar(@first25), '<=', 4, 'missing database: at most 4 lines in 25 s');
-	my $min = 1e9;
-	$min = ($fatal[$_] - $fatal[ $_ - 1 ] < $min ? $fatal[$_] - $fatal[ $_ - 1 ] : $min)
-	  for 1 .. $#fatal;
-	cmp_ok($min, '>=', 9.5, 'missing database: at least 10 s between two attempts');
-	is(lg_sql($nodb, 'SELECT 1'), '1', 'missing database: the server works');
-	my @crash = lg_crash_lines($slice);
-	is(scalar(@crash), 0, 'missing database: no crash-restart') or diag join("\n", @crash);
-	$nodb->stop;
+	$node->append_conf('postgresql.conf',
+		"lambdaguard.client_addresses = ''\nlambdaguard.naptime = 100\nlambdaguard.roles = 'app'\n");
+	$node->reload;
+	ok(lg_wait($node, q{SELECT current_setting('lambdaguard.naptime') = '100ms'}, 10),
+		'good values restored');
 }
 
 # ---------------------------------------------------------------------------

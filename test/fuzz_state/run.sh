@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Differential test of pinning state: random sessions against what
-# PostgreSQL itself shows (tools/fuzz_state.js says what is compared).
+# PostgreSQL itself shows (fuzz_state.js, beside this script, says what is
+# compared).
 #
-#     bash tools/fuzz_state.sh [SECONDS] [SEED]     # defaults: 60, 1
+#     bash test/fuzz_state/run.sh [SECONDS] [SEED]     # defaults: 60, 1
 #
-# Suite script: run from the root of a (scratch copy of the) tree, with
+# Suite script: run from any directory of a (scratch copy of the) tree, with
 # PG_CONFIG naming the PostgreSQL to use and pg_lambdaguard built and
 # installed for it.  As root it runs the server as Debian's postgres user.
 # Installs Node.js (Debian's nodejs and npm) when missing and the node-postgres
@@ -13,14 +14,13 @@
 # on exit.  Prints any disagreement as a minimal reproducing sequence and
 # ends with "fuzz_state: N passed, N failed" (N passed: steps compared).
 set -euo pipefail
-here=$(pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seconds=${1:-60}
 seed=${2:-1}
 case "$seconds$seed" in
-	*[!0-9]*) echo "usage: bash tools/fuzz_state.sh [SECONDS] [SEED] (whole numbers)" >&2; exit 2 ;;
+	*[!0-9]*) echo "usage: bash test/fuzz_state/run.sh [SECONDS] [SEED] (whole numbers)" >&2; exit 2 ;;
 esac
 [ "$seconds" -ge 1 ] || { echo "SECONDS must be at least 1" >&2; exit 2; }
-[ -f "$here/tools/fuzz_state.js" ] || { echo "run from the root of the pg_lambdaguard tree" >&2; exit 2; }
 
 . "$here/tools/common.sh"
 fail() { echo "$*" >&2; echo "fuzz_state: 0 passed, 1 failed"; exit 1; }
@@ -77,7 +77,7 @@ pgctl -D "$data" -l "$tmp/server.log" -w start >/dev/null ||
 lg_say "fuzzing for ${seconds}s, seed $seed"
 set +e
 PGUSER=$(lg_server_user) NODE_PATH="$tmp/npm/node_modules" \
-	node "$here/tools/fuzz_state.js" "$port" "$seconds" "$seed" | tee "$tmp/out.log"
+	node "$here/test/fuzz_state/fuzz_state.js" "$port" "$seconds" "$seed" | tee "$tmp/out.log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(sed -n 's/.*checks passed \([0-9]*\).*/\1/p' "$tmp/out.log")
