@@ -39,6 +39,7 @@ typedef struct LgPublishedPins
 /* One pinning event, as copied out of the ring */
 typedef struct LgEvent
 {
+	uint64		seqno;			/* its position in the ring, ever */
 	TimestampTz at;
 	int			pid;
 	Oid			userid;

@@ -15,15 +15,35 @@
  *   its index; readers match a slot to a session by (pid, backend start), so
  *   a slot left by an exited backend matches nobody.
  *
- * - The event ring, its text arena and the statistics hash are protected by
- *   one LWLock (lg->lock).  A writer holds it exclusively for one event: a
- *   fixed-size entry, at most two memcpy into the arena and one hash update.
- *   Readers hold it shared only to copy the entries and the arena out; they
- *   decode and build tuples after releasing it.
+ * - The event ring is written without a lock.  A writer claims the next
+ *   position with an atomic increment of events_written; the entry at that
+ *   position modulo max_events carries a sequence number, 2 * pos + 2 once
+ *   event pos is complete.  The writer marks the entry busy (2 * pos + 1)
+ *   with a compare-and-swap from an even, older value, fills it, and after a
+ *   write barrier stores 2 * pos + 2.  If the entry is busy (an older writer
+ *   still fills it) or holds a newer event, the writer leaves it: its event
+ *   has already left the ring.  A reader copies an entry and keeps it only
+ *   if the sequence number read before and after the copy (with read
+ *   barriers) is the same 2 * pos + 2 for the position it expects: an entry
+ *   being written or overwritten is skipped, never shown torn.
  *
  * - The event text (application_name and statement) goes to a byte arena
- *   written as a ring; each entry remembers the arena position of its text,
- *   and a reader shows the text only if it was not overwritten since.
+ *   written as a ring; a writer claims its bytes with an atomic increment of
+ *   arena_pos before writing them, and its entry remembers their position.
+ *   A reader copies the text, then reads arena_pos again: if bytes up to
+ *   more than one arena past the text's start were claimed, later events
+ *   may have overwritten it, and the text is not shown.
+ *
+ * - lambdaguard.reset() does not move the ring: it notes the position from
+ *   which events are shown (events_reset).
+ *
+ * - The statistics are a shared hash of entries with atomic counters.  An
+ *   entry is found or created under lg->lock held exclusively, once per
+ *   backend and reason (the backend keeps the pointer: its user and database
+ *   do not change); counting is an atomic increment, without the lock.
+ *   Entries are never removed, so a kept pointer stays valid: reset() zeroes
+ *   their counters under the lock, and readers (under the lock, shared, for
+ *   the hash walk) leave out entries with no event.
  *
  * - Action counters are atomics.  The worker's figures are written by the
  *   worker alone, under a spinlock, and read under it.
@@ -68,6 +88,7 @@ typedef struct LgBackendSlot
 /* One event in the ring */
 typedef struct LgEventEntry
 {
+	pg_atomic_uint64 seq;		/* 2 * pos + 2: event pos is complete */
 	TimestampTz at;
 	uint64		queryid;
 	uint64		text_pos;		/* arena position of appname + statement */
@@ -84,14 +105,14 @@ typedef struct LgEventEntry
 
 typedef struct LgShared
 {
-	LWLock	   *lock;			/* ring, arena and stats */
+	LWLock	   *lock;			/* creating and walking the stats hash */
 	int			nslots;
 	int			max_events;
 	Size		arena_size;
-	uint64		events_written; /* ever; the ring holds the last max_events */
-	uint64		arena_pos;		/* bytes ever written to the arena */
-	uint64		stats_dropped;	/* events not counted: stats table full */
-	uint64		stats_generation;	/* bumped when stats entries are removed */
+	pg_atomic_uint64 events_written;	/* positions ever claimed */
+	pg_atomic_uint64 events_reset;	/* events before this one are not shown */
+	pg_atomic_uint64 arena_pos; /* arena bytes ever claimed */
+	pg_atomic_uint64 stats_dropped; /* events not counted: stats table full */
 
 	pg_atomic_uint64 actions[LG_NUM_VERDICTS][LG_NUM_ACTIONS];
 
@@ -100,6 +121,16 @@ typedef struct LgShared
 
 	/* then: slots[nslots], events[max_events], arena[arena_size] */
 } LgShared;
+
+/* One statistics entry in shared memory: counted with atomics */
+typedef struct LgStatEntry
+{
+	LgStatKey	key;
+	pg_atomic_uint64 events;
+	pg_atomic_uint64 sessions;
+	pg_atomic_uint64 hidden_events;
+	pg_atomic_uint64 last_seen;
+} LgStatEntry;
 
 static LgShared *lg = NULL;
 static LgBackendSlot *lg_slots = NULL;
@@ -112,11 +143,14 @@ static LgBackendSlot *my_slot = NULL;
 
 /*
  * This backend's stats entries, by reason: its user and database do not
- * change, and entries are removed only by lambdaguard.reset(), which bumps
- * stats_generation.  Read and written under lg->lock.
+ * change, and entries are never removed.
  */
-static LgStat *my_stats[LG_NUM_REASONS];
-static uint64 my_stats_generation = 0;
+static LgStatEntry *my_stats[LG_NUM_REASONS];
+
+/* This backend's client address, as events record it: read once */
+static bool my_addr_known = false;
+static uint8 my_family = 0;
+static unsigned char my_addr[16];
 
 static int
 lg_num_slots(void)
@@ -148,7 +182,7 @@ Size
 lg_shmem_size(void)
 {
 	return add_size(lg_shmem_struct_size(),
-					hash_estimate_size(LG_MAX_STATS, sizeof(LgStat)));
+					hash_estimate_size(LG_MAX_STATS, sizeof(LgStatEntry)));
 }
 
 /*
@@ -173,24 +207,31 @@ lg_shmem_init(void)
 	if (!found)
 	{
 		int			v,
-					a;
+					a,
+					i;
 
 		memset(lg, 0, MAXALIGN(sizeof(LgShared)));
 		lg->lock = &(GetNamedLWLockTranche(LG_SHMEM_TRANCHE))->lock;
 		lg->nslots = lg_num_slots();
 		lg->max_events = lg_max_events;
 		lg->arena_size = lg_arena_size();
+		pg_atomic_init_u64(&lg->events_written, 0);
+		pg_atomic_init_u64(&lg->events_reset, 0);
+		pg_atomic_init_u64(&lg->arena_pos, 0);
+		pg_atomic_init_u64(&lg->stats_dropped, 0);
 		for (v = 0; v < LG_NUM_VERDICTS; v++)
 			for (a = 0; a < LG_NUM_ACTIONS; a++)
 				pg_atomic_init_u64(&lg->actions[v][a], 0);
 		SpinLockInit(&lg->worker_mutex);
 		memset(lg_slots, 0, mul_size(lg->nslots, sizeof(LgBackendSlot)));
 		memset(lg_events, 0, mul_size(lg->max_events, sizeof(LgEventEntry)));
+		for (i = 0; i < lg->max_events; i++)
+			pg_atomic_init_u64(&lg_events[i].seq, 0);
 	}
 
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(LgStatKey);
-	info.entrysize = sizeof(LgStat);
+	info.entrysize = sizeof(LgStatEntry);
 	lg_stats = lg_shmem_init_hash("pg_lambdaguard stats", LG_MAX_STATS, &info,
 								  HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 }
@@ -317,202 +358,316 @@ lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPublishedPins *p
  * ----------
  */
 
-static void
+/*
+ * LG_RING_BROKEN builds a ring without its consistency checks (no busy mark,
+ * no sequence check, no check that a text was overwritten): only for showing
+ * that t/303_event_ring_stress.pl catches torn rows.  Never in a release.
+ */
+#ifdef LG_RING_BROKEN
+#warning "LG_RING_BROKEN: the event ring has no consistency checks"
+#endif
+
+static inline void
 arena_write(uint64 pos, const char *data, Size len)
+{
+	Size		size = lg->arena_size;
+	Size		off = pos % size;
+
+	if (likely(len <= size - off))
+		memcpy(lg_arena + off, data, len);
+	else
+	{
+		Size		first = size - off;
+
+		memcpy(lg_arena + off, data, first);
+		memcpy(lg_arena, data + first, len - first);
+	}
+}
+
+static void
+arena_read(uint64 pos, char *out, Size len)
 {
 	Size		size = lg->arena_size;
 	Size		off = pos % size;
 	Size		first = Min(len, size - off);
 
-	memcpy(lg_arena + off, data, first);
+	memcpy(out, lg_arena + off, first);
 	if (first < len)
-		memcpy(lg_arena, data + first, len - first);
-}
-
-static void
-arena_read(const char *arena, Size size, uint64 pos, char *out, Size len)
-{
-	Size		off = pos % size;
-	Size		first = Min(len, size - off);
-
-	memcpy(out, arena + off, first);
-	if (first < len)
-		memcpy(out + first, arena, len - first);
+		memcpy(out + first, lg_arena, len - first);
 	out[len] = '\0';
 }
 
-/*
- * Record one event and count it.  Takes lg->lock exclusively, once.
- */
-void
-lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
-				 const char *statement, int stmt_len, uint64 queryid)
+/* The client address events record, read from MyBEEntry once */
+static void
+read_my_addr(void)
 {
-	LgEventEntry *e;
-	LgStatKey	key;
-	LgStat	   *stat;
-	bool		found;
-	const char *appname = application_name ? application_name : "";
-	Size		app_len = strnlen(appname, NAMEDATALEN - 1);
-	Size		text_max;
-	TimestampTz now;
-	uint8		family = 0;
-	unsigned char addr[16];
-
-	if (lg == NULL)
-		return;
-
-	/* the statement keeps at most a quarter of the arena */
-	text_max = Min((Size) LG_EVENT_STMT_LEN, lg->arena_size / 4);
-	if (stmt_len < 0)
-		stmt_len = 0;
-	if ((Size) stmt_len > text_max)
-		stmt_len = pg_mbcliplen(statement, stmt_len, (int) text_max);
-	if (app_len > lg->arena_size / 4)
-		app_len = pg_mbcliplen(appname, app_len, (int) (lg->arena_size / 4));
-
-	memset(addr, 0, sizeof(addr));
+	memset(my_addr, 0, sizeof(my_addr));
+	my_family = 0;
 	if (MyBEEntry)
 	{
 		const struct sockaddr *sa = (const struct sockaddr *) &MyBEEntry->st_clientaddr.addr;
 
 		if (sa->sa_family == AF_INET)
 		{
-			family = AF_INET;
-			memcpy(addr, &((const struct sockaddr_in *) sa)->sin_addr, 4);
+			my_family = AF_INET;
+			memcpy(my_addr, &((const struct sockaddr_in *) sa)->sin_addr, 4);
 		}
 		else if (sa->sa_family == AF_INET6)
 		{
-			family = AF_INET6;
-			memcpy(addr, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
+			my_family = AF_INET6;
+			memcpy(my_addr, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
 		}
 	}
+	my_addr_known = true;
+}
 
+/*
+ * This backend's statistics entry for a reason, found or created under
+ * lg->lock held exclusively; NULL if the table is full.
+ */
+static pg_noinline LgStatEntry *
+stats_entry(LgReason reason)
+{
+	LgStatKey	key;
+	LgStatEntry *stat;
+	bool		found;
+
+	memset(&key, 0, sizeof(key));
 	key.userid = GetAuthenticatedUserId();
 	key.dbid = MyDatabaseId;
 	key.reason = reason;
 
 	LWLockAcquire(lg->lock, LW_EXCLUSIVE);
-
-	/* taken under the lock, so that the ring's order is the time order */
-	now = GetCurrentTimestamp();
-	e = &lg_events[lg->events_written % lg->max_events];
-	e->at = now;
-	e->queryid = queryid;
-	e->pid = MyProcPid;
-	e->userid = key.userid;
-	e->dbid = key.dbid;
-	e->reason = (uint8) reason;
-	e->hidden = hidden;
-	e->family = family;
-	memcpy(e->addr, addr, sizeof(addr));
-	e->text_pos = lg->arena_pos;
-	e->appname_len = (uint16) app_len;
-	e->stmt_len = (uint16) stmt_len;
-	arena_write(lg->arena_pos, appname, app_len);
-	arena_write(lg->arena_pos + app_len, statement, stmt_len);
-	lg->arena_pos += app_len + stmt_len;
-	lg->events_written++;
-
-	if (my_stats_generation != lg->stats_generation)
+	stat = hash_search(lg_stats, &key, HASH_FIND, NULL);
+	if (stat == NULL && hash_get_num_entries(lg_stats) < LG_MAX_STATS)
 	{
-		memset(my_stats, 0, sizeof(my_stats));
-		my_stats_generation = lg->stats_generation;
-	}
-	stat = my_stats[reason];
-	if (stat == NULL)
-	{
-		stat = hash_search(lg_stats, &key, HASH_FIND, NULL);
-		if (stat == NULL && hash_get_num_entries(lg_stats) < LG_MAX_STATS)
+		stat = hash_search(lg_stats, &key, HASH_ENTER_NULL, &found);
+		if (stat && !found)
 		{
-			stat = hash_search(lg_stats, &key, HASH_ENTER_NULL, &found);
-			if (stat && !found)
-			{
-				stat->events = 0;
-				stat->sessions = 0;
-				stat->hidden_events = 0;
-			}
+			pg_atomic_init_u64(&stat->events, 0);
+			pg_atomic_init_u64(&stat->sessions, 0);
+			pg_atomic_init_u64(&stat->hidden_events, 0);
+			pg_atomic_init_u64(&stat->last_seen, 0);
 		}
-		my_stats[reason] = stat;
 	}
-	if (stat)
-	{
-		stat->events++;
-		if (hidden)
-			stat->hidden_events++;
-		if (new_for_session)
-			stat->sessions++;
-		stat->last_seen = now;
-	}
-	else
-		lg->stats_dropped++;
-
 	LWLockRelease(lg->lock);
+	my_stats[reason] = stat;
+	return stat;
+}
+
+/* Count one event: atomic increments, no lock once the entry is known */
+static inline void
+stats_count(LgReason reason, bool hidden, bool new_for_session, TimestampTz now)
+{
+	LgStatEntry *stat = my_stats[reason];
+	uint64		seen;
+
+	if (unlikely(stat == NULL) && (stat = stats_entry(reason)) == NULL)
+	{
+		pg_atomic_fetch_add_u64(&lg->stats_dropped, 1);
+		return;
+	}
+	pg_atomic_fetch_add_u64(&stat->events, 1);
+	if (hidden)
+		pg_atomic_fetch_add_u64(&stat->hidden_events, 1);
+	if (new_for_session)
+		pg_atomic_fetch_add_u64(&stat->sessions, 1);
+	/* the latest time wins, whichever writer stores last */
+	seen = pg_atomic_read_u64(&stat->last_seen);
+	while ((int64) seen < now &&
+		   !pg_atomic_compare_exchange_u64(&stat->last_seen, &seen, (uint64) now))
+		;
 }
 
 /*
- * Copy the ring out, oldest first.  The entries and the arena are copied
- * under a shared lock; the texts are decoded after it is released.
+ * Record one event and count it.  No lock (see the header comment): one
+ * atomic increment claims the ring position, a compare-and-swap marks the
+ * entry busy, one atomic increment claims the text's bytes.
+ */
+void
+lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
+				 const char *statement, int stmt_len, uint64 queryid)
+{
+	LgEventEntry *e;
+	const char *appname = application_name ? application_name : "";
+	Size		app_len;
+	Size		quarter;
+	TimestampTz now;
+	uint64		pos;
+	uint64		busy;
+	uint64		text_pos;
+
+	if (lg == NULL)
+		return;
+
+	/* the statement keeps at most a quarter of the arena */
+	quarter = lg->arena_size / 4;
+	if (stmt_len < 0)
+		stmt_len = 0;
+	if ((Size) stmt_len > Min((Size) LG_EVENT_STMT_LEN, quarter))
+		stmt_len = pg_mbcliplen(statement, stmt_len,
+								(int) Min((Size) LG_EVENT_STMT_LEN, quarter));
+	app_len = strnlen(appname, NAMEDATALEN - 1);
+	if (app_len > quarter)
+		app_len = pg_mbcliplen(appname, app_len, (int) quarter);
+	if (unlikely(!my_addr_known))
+		read_my_addr();
+
+	now = GetCurrentTimestamp();
+	stats_count(reason, hidden, new_for_session, now);
+
+	pos = pg_atomic_fetch_add_u64(&lg->events_written, 1);
+	e = &lg_events[pos % lg->max_events];
+	busy = 2 * pos + 1;
+#ifndef LG_RING_BROKEN
+	{
+		uint64		old = pg_atomic_read_u64(&e->seq);
+
+		do
+		{
+			/* an older writer still fills it, or a newer event is there */
+			if ((old & 1) != 0 || old > busy)
+				return;
+		} while (!pg_atomic_compare_exchange_u64(&e->seq, &old, busy));
+	}
+#endif
+	text_pos = pg_atomic_fetch_add_u64(&lg->arena_pos, app_len + stmt_len);
+	arena_write(text_pos, appname, app_len);
+	arena_write(text_pos + app_len, statement, stmt_len);
+	e->at = now;
+	e->queryid = queryid;
+	e->pid = MyProcPid;
+	e->userid = GetAuthenticatedUserId();
+	e->dbid = MyDatabaseId;
+	e->reason = (uint8) reason;
+	e->hidden = hidden;
+	e->family = my_family;
+	memcpy(e->addr, my_addr, sizeof(my_addr));
+	e->text_pos = text_pos;
+	e->appname_len = (uint16) app_len;
+	e->stmt_len = (uint16) stmt_len;
+	pg_write_barrier();
+	pg_atomic_write_u64(&e->seq, busy + 1);
+}
+
+/*
+ * A consistent copy of the entry of event pos, or false if it is not there
+ * (not complete yet, overwritten, or being overwritten).  A writer that is
+ * filling this very event is waited for a little.
+ */
+static bool
+entry_read(uint64 pos, LgEventEntry *out)
+{
+	LgEventEntry *e = &lg_events[pos % lg->max_events];
+	uint64		done = 2 * pos + 2;
+	int			spins = 0;
+
+	for (;;)
+	{
+		uint64		before = pg_atomic_read_u64(&e->seq);
+
+		if (before == done - 1 && spins++ < 1000)
+		{
+			pg_spin_delay();
+			continue;
+		}
+#ifndef LG_RING_BROKEN
+		if (before != done)
+			return false;
+#endif
+		pg_read_barrier();
+		memcpy((char *) out + sizeof(pg_atomic_uint64),
+			   (char *) e + sizeof(pg_atomic_uint64),
+			   sizeof(LgEventEntry) - sizeof(pg_atomic_uint64));
+		pg_read_barrier();
+#ifndef LG_RING_BROKEN
+		if (pg_atomic_read_u64(&e->seq) != done)
+			return false;
+#endif
+		return true;
+	}
+}
+
+/* Order of events: by time, then by position */
+static int
+event_cmp(const void *a, const void *b)
+{
+	const LgEvent *x = (const LgEvent *) a;
+	const LgEvent *y = (const LgEvent *) b;
+
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->seqno < y->seqno ? -1 : x->seqno > y->seqno ? 1 : 0;
+}
+
+/*
+ * Copy the ring out, oldest first: each entry under its sequence number,
+ * each text checked against the arena's claims after its copy.  No lock.
  */
 LgEvent *
 lg_events_copy(int *nevents)
 {
-	LgEventEntry *entries;
-	char	   *arena;
-	uint64		written;
-	uint64		arena_pos;
-	Size		arena_size = lg->arena_size;
-	int			n;
-	int			i;
+	uint64		written = pg_atomic_read_u64(&lg->events_written);
+	uint64		reset = pg_atomic_read_u64(&lg->events_reset);
+	uint64		first;
+	uint64		pos;
+	int			n = 0;
 	LgEvent    *out;
 
-	entries = palloc(mul_size(lg->max_events, sizeof(LgEventEntry)));
-	arena = palloc(arena_size);
-
-	LWLockAcquire(lg->lock, LW_SHARED);
-	written = lg->events_written;
-	arena_pos = lg->arena_pos;
-	n = (int) Min(written, (uint64) lg->max_events);
-	memcpy(entries, lg_events, mul_size(lg->max_events, sizeof(LgEventEntry)));
-	memcpy(arena, lg_arena, arena_size);
-	LWLockRelease(lg->lock);
-
-	out = palloc0(sizeof(LgEvent) * Max(n, 1));
-	for (i = 0; i < n; i++)
+	first = written - Min(written - Min(reset, written), (uint64) lg->max_events);
+	out = palloc0(sizeof(LgEvent) * Max(written - first, 1));
+	for (pos = first; pos < written; pos++)
 	{
-		LgEventEntry *e = &entries[(written - n + i) % lg->max_events];
-		LgEvent    *o = &out[i];
+		LgEventEntry e;
+		LgEvent    *o = &out[n];
+		char	   *appname;
+		char	   *statement;
+		uint64		claimed;
 
-		o->at = e->at;
-		o->pid = e->pid;
-		o->userid = e->userid;
-		o->dbid = e->dbid;
-		o->reason = e->reason;
-		o->hidden = e->hidden;
-		o->family = e->family;
-		memcpy(o->addr, e->addr, sizeof(o->addr));
-		o->queryid = e->queryid;
-		/* the text is there unless the arena has wrapped over it */
-		if (arena_pos - e->text_pos <= arena_size)
+		if (!entry_read(pos, &e))
+			continue;
+		o->seqno = pos;
+		o->at = e.at;
+		o->pid = e.pid;
+		o->userid = e.userid;
+		o->dbid = e.dbid;
+		o->reason = e.reason;
+		o->hidden = e.hidden;
+		o->family = e.family;
+		memcpy(o->addr, e.addr, sizeof(o->addr));
+		o->queryid = e.queryid;
+		appname = palloc(e.appname_len + 1);
+		arena_read(e.text_pos, appname, e.appname_len);
+		statement = palloc(e.stmt_len + 1);
+		arena_read(e.text_pos + e.appname_len, statement, e.stmt_len);
+		pg_read_barrier();
+		claimed = pg_atomic_read_u64(&lg->arena_pos);
+#ifdef LG_RING_BROKEN
+		claimed = e.text_pos;
+#endif
+		/* the text is there unless later claims wrapped over it */
+		if (claimed - e.text_pos <= lg->arena_size)
 		{
-			o->appname = palloc(e->appname_len + 1);
-			arena_read(arena, arena_size, e->text_pos, o->appname, e->appname_len);
-			o->statement = palloc(e->stmt_len + 1);
-			arena_read(arena, arena_size, e->text_pos + e->appname_len,
-					   o->statement, e->stmt_len);
+			o->appname = appname;
+			o->statement = statement;
 		}
+		n++;
 	}
-	pfree(entries);
-	pfree(arena);
+	if (n > 1)
+		qsort(out, n, sizeof(LgEvent), event_cmp);
 	*nevents = n;
 	return out;
 }
 
+/*
+ * Copy the statistics out: the hash walked under lg->lock held shared,
+ * entries with no event (since reset) left out.
+ */
 LgStat *
 lg_stats_copy(int *nstats)
 {
 	HASH_SEQ_STATUS seq;
-	LgStat	   *entry;
+	LgStatEntry *entry;
 	LgStat	   *out;
 	int			n = 0;
 
@@ -521,8 +676,18 @@ lg_stats_copy(int *nstats)
 	hash_seq_init(&seq, lg_stats);
 	while ((entry = hash_seq_search(&seq)) != NULL)
 	{
-		if (n < LG_MAX_STATS)
-			out[n++] = *entry;
+		LgStat	   *o = &out[n];
+
+		if (n >= LG_MAX_STATS)
+			continue;
+		o->key = entry->key;
+		o->events = (int64) pg_atomic_read_u64(&entry->events);
+		if (o->events == 0)
+			continue;
+		o->sessions = (int64) pg_atomic_read_u64(&entry->sessions);
+		o->hidden_events = (int64) pg_atomic_read_u64(&entry->hidden_events);
+		o->last_seen = (TimestampTz) pg_atomic_read_u64(&entry->last_seen);
+		n++;
 	}
 	LWLockRelease(lg->lock);
 	*nstats = n;
@@ -532,32 +697,32 @@ lg_stats_copy(int *nstats)
 uint64
 lg_stats_dropped(void)
 {
-	uint64		n;
-
-	LWLockAcquire(lg->lock, LW_SHARED);
-	n = lg->stats_dropped;
-	LWLockRelease(lg->lock);
-	return n;
+	return pg_atomic_read_u64(&lg->stats_dropped);
 }
 
 /*
  * lambdaguard.reset(): forget events and statistics.  Sessions keep their
- * pin_reasons: those describe live sessions, not history.
+ * pin_reasons: those describe live sessions, not history.  Statistics
+ * entries stay (backends keep pointers to them), with their counters zeroed;
+ * the ring shows the events claimed from now on.
  */
 void
 lg_pinning_reset(void)
 {
 	HASH_SEQ_STATUS seq;
-	LgStat	   *entry;
+	LgStatEntry *entry;
 
 	LWLockAcquire(lg->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, lg_stats);
 	while ((entry = hash_seq_search(&seq)) != NULL)
-		hash_search(lg_stats, &entry->key, HASH_REMOVE, NULL);
-	lg->events_written = 0;
-	lg->arena_pos = 0;
-	lg->stats_dropped = 0;
-	lg->stats_generation++;
+	{
+		pg_atomic_write_u64(&entry->events, 0);
+		pg_atomic_write_u64(&entry->sessions, 0);
+		pg_atomic_write_u64(&entry->hidden_events, 0);
+		pg_atomic_write_u64(&entry->last_seen, 0);
+	}
+	pg_atomic_write_u64(&lg->events_reset, pg_atomic_read_u64(&lg->events_written));
+	pg_atomic_write_u64(&lg->stats_dropped, 0);
 	LWLockRelease(lg->lock);
 }
 
