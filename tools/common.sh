@@ -8,8 +8,10 @@ LG_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$LG_DEBIAN_MAJOR/bin/pg_config}
 LG_PG_CONFIG=${LG_PG_CONFIG%% *}
 LG_PG_BIN=$(dirname "$LG_PG_CONFIG")
 LG_PG_MAJOR=$(basename "$(dirname "$LG_PG_BIN")")
+# (plpgsql-check, pldebugger and pgaudit: the neighbours t/304 loads with it)
 LG_PACKAGES="postgresql-$LG_DEBIAN_MAJOR postgresql-server-dev-$LG_DEBIAN_MAJOR postgresql-contrib \
-libipc-run-perl pgbouncer make gcc util-linux valgrind"
+postgresql-$LG_DEBIAN_MAJOR-plpgsql-check postgresql-$LG_DEBIAN_MAJOR-pldebugger \
+postgresql-$LG_DEBIAN_MAJOR-pgaudit libipc-run-perl pgbouncer make gcc util-linux valgrind"
 
 lg_say() { printf '\n==> %s\n' "$*"; }
 
