@@ -6,7 +6,7 @@
  *		parameter names.
  *
  * This file and lg_match.c use only the C library, so that they can be
- * built into a fuzzer without the server (see fuzz/).  A parsed list is one
+ * built into a fuzzer without the server (see test/fuzz/).  A parsed list is one
  * block from the caller's allocator, with its strings inside it, so that the
  * GUC machinery can keep and free it as "extra" data.
  *
