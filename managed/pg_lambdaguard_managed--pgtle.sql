@@ -526,12 +526,21 @@ BEGIN
 END
 $$;
 
+/*
+ * Every write to settings is checked.  An INSERT of a setting that has its
+ * row already sets it: pg_restore copies the changed settings of a dump
+ * into a database where CREATE EXTENSION has just written every default.
+ */
 CREATE FUNCTION lambdaguard.settings_check()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'INSERT' AND EXISTS (SELECT FROM lambdaguard.settings s WHERE s.name = NEW.name) THEN
+        UPDATE lambdaguard.settings s SET value = NEW.value WHERE s.name = NEW.name;
+        RETURN NULL;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'settings of pg_lambdaguard_managed cannot be deleted'
             USING ERRCODE = 'feature_not_supported',
@@ -1455,13 +1464,17 @@ COMMENT ON VIEW lambdaguard.session_state IS
     'Sessions holding state that a transaction pooler would leak, as the catalogs show it';
 
 ------------------------------------------------------------------------------
--- Kept by pg_dump when installed as an extension (pg_tle)
+-- Kept by pg_dump when installed as an extension (pg_tle): the history, and
+-- the settings that differ from their defaults (the restore's CREATE
+-- EXTENSION writes the defaults; settings_check turns the restored rows
+-- into updates of those)
 ------------------------------------------------------------------------------
 DO $dump$
 BEGIN
     PERFORM pg_catalog.pg_extension_config_dump('lambdaguard.history', '');
     PERFORM pg_catalog.pg_extension_config_dump('lambdaguard.history_id_seq', '');
-    PERFORM pg_catalog.pg_extension_config_dump('lambdaguard.settings', '');
+    PERFORM pg_catalog.pg_extension_config_dump('lambdaguard.settings',
+        'WHERE (name, value) NOT IN (SELECT d.name, d.default_value FROM lambdaguard.setting_definitions d)');
 EXCEPTION WHEN feature_not_supported OR object_not_in_prerequisite_state THEN
     NULL;   -- installed with psql -f: not an extension, nothing to mark
 END
