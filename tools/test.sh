@@ -4,8 +4,8 @@
 # managed edition, of monitoring and of the session-state generator, against
 # every PostgreSQL installed in Debian's layout (/usr/lib/postgresql/N), as
 # Debian's pg_buildext does, or against the pg_configs listed in PG_CONFIG
-# (space-separated).  From a fresh Debian 12 machine, as root or as a user
-# with sudo:
+# (space-separated); then, once, the packaging suite (test/packaging/run.sh).
+# From a fresh Debian 12 machine, as root or as a user with sudo:
 #
 #     bash tools/test.sh
 #     PG_CONFIG="/usr/lib/postgresql/17/bin/pg_config" bash tools/test.sh
@@ -124,6 +124,21 @@ for pgc in $pg_configs; do
 	fi
 	test_version "$pgc"
 done
+
+# once, after the per-version suites, as it installs and then purges the
+# packaged extension: the Debian packages (lintian, the installed regression
+# suite), the PGXN archive, the README's install blocks and pg_dump round
+# trips, for the PostgreSQL versions Debian packages (pg_buildext
+# supported-versions), whatever PG_CONFIG names; it puts back the extension
+# files it found in their directories
+lg_say "packaging: Debian packages, PGXN, the install blocks, dump and restore"
+if env -u PG_CONFIG bash "$here/test/packaging/run.sh"; then
+	total_passed=$((total_passed + 1))
+	summary+=("packaging (Debian's PostgreSQL): passed")
+else
+	total_failed=$((total_failed + 1))
+	summary+=("packaging (Debian's PostgreSQL): FAILED")
+fi
 
 lg_say "test suites, per PostgreSQL version"
 printf '%s\n' "${summary[@]}"
