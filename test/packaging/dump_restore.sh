@@ -8,6 +8,8 @@
 #                               psql, and its pg_tle content installed as the
 #                               extension EXT_NAME (run.sh put its control file
 #                               in place, superuser = false, as pg_tle does)
+#     dump_restore.sh pgtle     the managed edition's pg_tle package, with pg_tle
+#                               (where it is installed: Debian does not package it)
 #
 # Each starts a throwaway cluster, makes the guard record a real decision
 # (an orphan terminated), dumps with pg_dump -Fc and restores into a new
@@ -15,7 +17,7 @@
 # LG_PG_BIN, SRC (the source tree), WORK (a directory of ours), EXT_NAME.
 # Prints "dump_restore <edition>: N passed, N failed".
 set -uo pipefail
-edition=${1:?usage: dump_restore.sh c|managed}
+edition=${1:?usage: dump_restore.sh c|managed|pgtle}
 export PATH="$LG_PG_BIN:$PATH"
 . "$SRC/test/packaging/lib.sh"
 
@@ -133,18 +135,19 @@ managed_guard() {
 	orphan_done
 }
 
-# managed_restored FROM TO WHAT: the checks after a round trip
+# managed_restored FROM TO WHAT OWNER: the checks after a round trip
+# restored by OWNER
 managed_restored() {
-	local from=$1 to=$2 what=$3 out
+	local from=$1 to=$2 what=$3 owner=$4 out
 	is "managed edition ($what): a changed setting survives the round trip, the others keep their defaults" \
 		"$(settings "$to")" "$(settings "$from")"
 	is "managed edition ($what): the history rows are restored, every column" "$(history "$to")" "$(history "$from")"
-	is "managed edition ($what): the admin role owns the restored objects" \
+	is "managed edition ($what): the restored objects belong to $owner, who ran pg_restore" \
 		"$(S -d "$to" -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		                   WHERE n.nspname = 'lambdaguard' AND c.relowner <> 'admin'::regrole")" 0
-	is "managed edition ($what): the restored guard works for the admin role" \
-		"$(Q -U admin -d "$to" -c "SELECT count(*) >= 1 FROM lambdaguard.sessions WHERE pid = pg_backend_pid()")" t
-	out=$(Q -U admin -d "$to" -c "UPDATE lambdaguard.settings SET value = 'maybe' WHERE name = 'lambdaguard.dry_run'" 2>&1)
+		                   WHERE n.nspname = 'lambdaguard' AND c.relowner <> '$owner'::regrole")" 0
+	is "managed edition ($what): the restored guard works for $owner" \
+		"$(Q -U "$owner" -d "$to" -c "SELECT count(*) >= 1 FROM lambdaguard.sessions WHERE pid = pg_backend_pid()")" t
+	out=$(Q -U "$owner" -d "$to" -c "UPDATE lambdaguard.settings SET value = 'maybe' WHERE name = 'lambdaguard.dry_run'" 2>&1)
 	like "managed edition ($what): the restored settings are still checked" "$out" \
 		'invalid value for setting "lambdaguard.dry_run"'
 }
@@ -165,7 +168,7 @@ managed_edition() {
 	managed_guard plain "psql -f"
 	out=$(round_trip plain plain_restored admin)
 	is "managed edition (psql -f): pg_restore --exit-on-error as the admin role succeeds, without a message" "$out" "0|"
-	managed_restored plain plain_restored "psql -f"
+	managed_restored plain plain_restored "psql -f" admin
 
 	# the pg_tle content as an extension: settings and history are extension
 	# configuration tables, so the dump holds their rows and the restore
@@ -185,15 +188,39 @@ managed_edition() {
 	is "managed edition (extension): the dump holds only the settings changed from their defaults" \
 		"$(pg_restore --data-only -t settings -f - "$dir/ext.dump" | sed -n '/^COPY /,/^\\\.$/p' | sed '1d;$d' | cut -f1 | sort | tr '\n' ' ')" \
 		"lambdaguard.idle_in_transaction_timeout lambdaguard.roles "
-	managed_restored ext ext_restored extension
+	managed_restored ext ext_restored extension admin
 	is "managed edition (extension): the restored database holds the extension, settings and history as its configuration" \
 		"$(S -d ext_restored -c "SELECT array_agg(c::regclass::text ORDER BY c::regclass::text) FROM pg_extension, unnest(extconfig) c WHERE extname = '$EXT_NAME'")" \
 		"{lambdaguard.history,lambdaguard.history_id_seq,lambdaguard.settings}"
 }
 
+# pg_tle itself: the package installed by the admin role (a member of
+# pgtle_admin), the extension created from it.  The dump re-creates pg_tle,
+# which only a superuser may do here, so a superuser restores: CREATE
+# EXTENSION runs as that role, whose the restored objects then are.
+pgtle_edition() {
+	local out
+	cluster_start "$dir" "$port" "max_connections = 30" "shared_preload_libraries = 'pg_tle'" ||
+		{ not_ok "pg_tle: the server starts" "$(tail -20 "$dir/server.log")"; return; }
+	S -d postgres -c "CREATE ROLE admin LOGIN" \
+		-c "GRANT pg_signal_backend, pg_monitor, pg_read_all_stats TO admin" \
+		-c "CREATE ROLE app LOGIN" \
+		-c "CREATE DATABASE tle OWNER admin"
+	S -d tle -c "CREATE EXTENSION pg_tle" -c "GRANT pgtle_admin TO admin"
+	out=$(Q -U admin -d tle -X -v ON_ERROR_STOP=1 -f "$SRC/managed/pg_lambdaguard_managed--pgtle.sql" 2>&1)
+	is "managed edition (pg_tle): the admin role installs the pg_tle package" "$?" 0
+	out=$(Q -U admin -d tle -c "CREATE EXTENSION pg_lambdaguard_managed" 2>&1)
+	is "managed edition (pg_tle): the admin role creates the extension" "$out" ""
+	managed_guard tle pg_tle
+	out=$(round_trip tle tle_restored postgres)
+	is "managed edition (pg_tle): pg_restore --exit-on-error succeeds, without a message" "$out" "0|"
+	managed_restored tle tle_restored pg_tle postgres
+}
+
 case $edition in
 c) c_edition ;;
 managed) managed_edition ;;
-*) echo "usage: dump_restore.sh c|managed" >&2; exit 2 ;;
+pgtle) pgtle_edition ;;
+*) echo "usage: dump_restore.sh c|managed|pgtle" >&2; exit 2 ;;
 esac
 summary "dump_restore $edition"

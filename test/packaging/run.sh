@@ -21,9 +21,9 @@
 #     install:pgxn), the extension works, pgxn uninstall leaves nothing;
 #  5. from source: block install:source, the extension works, make
 #     uninstall leaves nothing;
-#  6. the managed edition's pg_dump / pg_restore round trips (psql -f, and
-#     its pg_tle content as an extension; pg_tle itself is not packaged by
-#     Debian).
+#  6. the managed edition's pg_dump / pg_restore round trips: installed with
+#     psql -f, its pg_tle content as an extension, and, where pg_tle is
+#     installed (Debian does not package it), the pg_tle package itself.
 # Steps 3 to 5 install and remove the extension in the PostgreSQL
 # directories: files of an earlier install (not from a package) are moved
 # aside first and put back at the end, and with LG_INSTALL_LOCK set the
@@ -231,7 +231,7 @@ is "one package per supported version, and the two architecture-independent ones
 
 # lintian, as an unprivileged user (it warns when run as root)
 chmod -R a+rX "$deb"
-out=$(cd "$deb" && lg_as_server_user lintian --fail-on error --display-info ./*.changes 2>&1)
+out=$(cd "$deb" && lg_as_server_user lintian --fail-on error --display-info --pedantic ./*.changes 2>&1)
 rc=$?
 printf '%s\n' "$out" | sed 's/^/    lintian: /'
 is "lintian --fail-on error on the source and binary packages" "$rc" 0
@@ -349,6 +349,12 @@ lg_root install -m 644 "$work/managed-ext.sql" "$sharedir15/extension/$managed_e
 chown postgres: "$work" 2>/dev/null
 sub "dump_restore managed" as_server env EXT_NAME="$managed_ext" bash "$here/test/packaging/dump_restore.sh" managed
 rm -f "$sharedir15/extension/$managed_ext.control" "$sharedir15/extension/$managed_ext--1.0.sql"
+if [ -f "$("$LG_PG_CONFIG" --pkglibdir)/pg_tle.so" ]; then
+	sub "dump_restore pgtle" as_server bash "$here/test/packaging/dump_restore.sh" pgtle
+else
+	echo "# the pg_tle package with pg_tle itself: skipped, pg_tle is not installed for PostgreSQL $LG_PG_MAJOR" \
+		"(Debian does not package it; its source, aws/pg_tle, builds with PGXS)"
+fi
 
 # --- the tree ----------------------------------------------------------------------------
 is "no build output in the source tree (debian/.debhelper, debian/files, packages)" \
