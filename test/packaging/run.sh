@@ -149,9 +149,15 @@ is "the install guide (${guide#"$here"/}) has the three blocks: deb, pgxn, sourc
 lg_say "packaging: Debian packages"
 deb=$work/deb
 mkdir -p "$deb"
-src=$(lg_scratch_copy "$here")
-mv "$src" "$deb/src"
-chown -R "$(id -u):$(id -g)" "$deb/src"
+# copy NAME: a scratch copy of the tree at $work/NAME, ours
+copy() {
+	local c
+	c=$(lg_scratch_copy "$here")
+	mv "$c" "$work/$1"
+	chown -R "$(id -u):$(id -g)" "$work/$1"
+	echo "$work/$1"
+}
+copy deb/src >/dev/null
 versions=$(cd "$deb/src" && pg_buildext supported-versions | tr '\n' ' ')
 versions=${versions% }
 debian_made=yes
@@ -294,8 +300,7 @@ is "after apt-get purge: /usr/share/pg-lambdaguard-managed, /usr/share/pg-lambda
 # --- 4. PGXN ---------------------------------------------------------------------
 lg_say "packaging: the PGXN release archive, installed with pgxnclient"
 # a git repository of the tree as it is now, uncommitted changes included
-pgxn_src=$(lg_scratch_copy "$here")
-chown -R "$(id -u):$(id -g)" "$pgxn_src"
+pgxn_src=$(copy pgxn-src)
 (cd "$pgxn_src" && git init -q && git add -A && git -c user.name=packaging -c user.email=packaging@localhost \
 	commit -qm "the tree under test") >/dev/null
 out=$(run_block pgxn "$pgxn_src" 2>&1)
@@ -322,8 +327,7 @@ nothing_left "after pgxn uninstall"
 
 # --- 5. from source ------------------------------------------------------------------
 lg_say "packaging: from source (make, make install)"
-source_src=$(lg_scratch_copy "$here")
-chown -R "$(id -u):$(id -g)" "$source_src"
+source_src=$(copy source-src)
 out=$(run_block source "$source_src" 2>&1)
 rc=$?
 if [ "$rc" -eq 0 ]; then ok "the install guide's source block builds and installs"; else
