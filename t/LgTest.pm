@@ -39,12 +39,13 @@ our @EXPORT = qw(lg_node lg_session lg_wait lg_history lg_worker lg_reload
 # 127.0.0.1, with a non-superuser role "app" (the proxy's login role), a
 # second non-superuser role "other", and a table public.t (id 1..5) that both
 # may update.  $opts{conf} is appended to postgresql.conf; without
-# $opts{no_extension} the extension is created in database postgres.
+# $opts{no_extension} the extension is created in database postgres;
+# $opts{init} is passed to init (allows_streaming => 1 for a primary).
 sub lg_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%{ $opts{init} // {} });
 	$node->append_conf(
 		'postgresql.conf', qq{
 shared_preload_libraries = 'pg_lambdaguard'
