@@ -274,14 +274,25 @@ write_end(MemoryContext caller)
 #define LG_JOURNAL_NFIELDS	(LG_HISTORY_NATTS - 1)
 
 /*
- * A row as the journal's fields.  Timestamps are written as their integer
- * value, so that DateStyle and TimeZone never change what is read back.
+ * A row as the journal's fields, in CurrentMemoryContext.  Timestamps are
+ * written as their integer value, so that DateStyle and TimeZone never
+ * change what is read back.  The output functions look up their types: the
+ * worker, outside any transaction, gets a short read-only one.
  */
 static char **
 row_to_fields(const Datum *values, const bool *nulls)
 {
-	char	  **fields = palloc(sizeof(char *) * LG_JOURNAL_NFIELDS);
+	MemoryContext mcxt = CurrentMemoryContext;
+	bool		own_xact = !IsTransactionState();
+	char	  **fields;
 	int			i;
+
+	if (own_xact)
+	{
+		StartTransactionCommand();
+		MemoryContextSwitchTo(mcxt);
+	}
+	fields = palloc(sizeof(char *) * LG_JOURNAL_NFIELDS);
 
 	for (i = 1; i < LG_HISTORY_NATTS; i++)
 	{
@@ -298,6 +309,11 @@ row_to_fields(const Datum *values, const bool *nulls)
 			getTypeOutputInfo(type, &out, &varlena);
 			fields[i - 1] = OidOutputFunctionCall(out, values[i]);
 		}
+	}
+	if (own_xact)
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(mcxt);
 	}
 	return fields;
 }
