@@ -55,7 +55,9 @@ test('scenario 4: a function frozen mid-transaction on a standby is terminated t
   const envs = Array.from({ length: ENVIRONMENTS }, () => new LambdaEnv('read_report.js', { name: 'lambda-read' }));
   await Promise.all([frozen.ready, ...envs.map((e) => e.ready)]);
 
-  const call = frozen.invoke({ deadlineMs: 1000, downstreamMs: 60000 });
+  // the downstream call ends right after the thaw: the transaction then meets
+  // its terminated connection and gives it back to the pool
+  const call = frozen.invoke({ deadlineMs: 1000, downstreamMs: 1500 });
   await frozen.progress('read');
   frozen.freeze();
   const frozenAt = Date.now();
