@@ -282,6 +282,16 @@ lg_journal_read(int nfields)
 		rec = palloc(sizeof(LgJournalRecord));
 		if (parse_line(line, nfields, rec))
 		{
+			/* a later version follows its record at once: look there first */
+			LgJournalRecord *prev = records ? (LgJournalRecord *) llast(records) : NULL;
+
+			if (prev && prev->sysid == rec->sysid &&
+				prev->journal_id == rec->journal_id && prev->seq == rec->seq)
+			{
+				llast(records) = rec;
+				line = nl + 1;
+				continue;
+			}
 			foreach(lc, records)
 			{
 				LgJournalRecord *old = (LgJournalRecord *) lfirst(lc);

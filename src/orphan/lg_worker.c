@@ -745,8 +745,6 @@ lg_worker_main(Datum main_arg)
 			/* promoted (or started after it): import the standby's journal */
 			if (import_pending && !RecoveryInProgress())
 				try_import();
-			else if (!import_pending && RecoveryInProgress())
-				import_pending = true;
 
 			/* scan(false) is served even while the worker is switched off */
 			serve_request();
