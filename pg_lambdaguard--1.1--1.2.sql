@@ -11,9 +11,17 @@
 -- standby_history under its data directory) and has not imported into
 -- lambdaguard.history yet, with history's columns; id is the record's number
 -- in the journal.  On a standby this is where its decisions are; once
--- promoted, the worker imports them into lambdaguard.history.
-CREATE FUNCTION lambdaguard.standby_history_rows()
-RETURNS SETOF lambdaguard.history
+-- promoted, the worker imports them into lambdaguard.history.  Its columns
+-- are history's, declared here rather than as the table's row type, so that
+-- the view does not depend on the table.
+CREATE FUNCTION lambdaguard.standby_history_rows(
+    OUT id bigint, OUT at timestamptz, OUT pid int, OUT usename name,
+    OUT datname name, OUT application_name text, OUT client_addr inet,
+    OUT backend_start timestamptz, OUT xact_start timestamptz, OUT state text,
+    OUT state_since timestamptz, OUT verdict text, OUT action text,
+    OUT locks_held int, OUT blocked_pids int[], OUT pin_reasons text[],
+    OUT query text, OUT detail text)
+RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lg_standby_history'
 LANGUAGE C STRICT VOLATILE;
 -- as for the other functions behind views: it checks its caller may read a

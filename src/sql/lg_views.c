@@ -734,7 +734,8 @@ lg_scan_sql(PG_FUNCTION_ARGS)
  * lambdaguard.standby_history: the decisions this server recorded in its
  * standby journal while in recovery and has not yet imported into
  * lambdaguard.history (it imports them once promoted), with history's
- * columns; id is the record's number in the journal.
+ * columns (declared by the function, so the row is checked as history's);
+ * id is the record's number in the journal.
  */
 Datum
 lg_standby_history(PG_FUNCTION_ARGS)
