@@ -10,7 +10,7 @@ OBJS = \
 	$(patsubst %.c,%.o,$(sort $(wildcard src/sql/*.c)))
 
 EXTENSION = pg_lambdaguard
-DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql
+DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql pg_lambdaguard--1.1--1.2.sql
 PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless clients"
 
 # pg_regress and isolation tests start their own preloaded server

@@ -53,6 +53,32 @@
 #define LG_NUM_STATUS_SLOTS		(MaxBackends + NUM_AUXPROCTYPES)
 #endif
 
+/*
+ * The xmin of the backend in status slot "index" (pg_stat_activity's
+ * backend_xmin): 17 indexes PGPROC by the same ProcNumber, before 17 the
+ * slot is BackendId - 1.
+ */
+#include "storage/proc.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/procarray.h"
+static inline TransactionId
+lg_backend_xmin(int index)
+{
+	PGPROC	   *proc = ProcNumberGetProc(index);
+
+	return proc ? *(volatile TransactionId *) &proc->xmin : InvalidTransactionId;
+}
+#else
+#include "storage/sinvaladt.h"
+static inline TransactionId
+lg_backend_xmin(int index)
+{
+	PGPROC	   *proc = BackendIdGetProc(index + 1);
+
+	return proc ? *(volatile TransactionId *) &proc->xmin : InvalidTransactionId;
+}
+#endif
+
 /* ExecutorRun_hook lost its execute_once argument in 18 */
 #if PG_VERSION_NUM >= 180000
 #define LG_EXECUTOR_RUN_ARGS

@@ -3,7 +3,8 @@
  * lg_history.h
  *		The audit trail: lambdaguard.history rows and the LOG line of each
  *		decision.  Each write is its own transaction, committed before the
- *		signal it records; the caller has none open.
+ *		signal it records; the caller has none open.  In recovery the rows
+ *		go to the standby's journal (lg_journal.h), imported at promotion.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,6 +51,8 @@ extern void lg_history_record(LgDecision *d, LgAction action, const char *detail
 extern void lg_history_correct(LgDecision *d, LgAction action, const char *detail);
 extern void lg_history_purge(void);
 extern List *lg_history_fetch(const int64 *ids, int nids);
+extern List *lg_history_journal_rows(void);
+extern int	lg_history_import(void);
 extern bool lg_history_writing(void);
 extern void lg_log_decision(LgDecision *d);
 

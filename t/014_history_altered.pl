@@ -72,6 +72,8 @@ foreach my $case (@alterations)
 	is(lg_sql($node, "SELECT count(*) FROM lambdaguard.history WHERE pid = $pid"), '0',
 		"$what: nothing recorded");
 	is(lg_sql($node, 'SELECT 1'), '1', "$what: the server still answers");
+	is(lg_sql($node, 'SELECT count(*) FROM lambdaguard.standby_history'), '0',
+		"$what: lambdaguard.standby_history, built on no table, still reads");
 	$node->safe_psql('postgres', $repair);
 }
 

@@ -12,7 +12,7 @@ $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_lambdaguard');
 is($node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'"),
-	'1.1', 'CREATE EXTENSION works without preloading');
+	'1.2', 'CREATE EXTENSION works without preloading');
 
 foreach my $query (
 	'SELECT * FROM lambdaguard.sessions',
@@ -37,6 +37,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) > 10 FROM lambdaguard.reasons')
 	't', 'the reasons table is there');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM lambdaguard.history'),
 	'0', 'the history table is there');
+# the standby history is a file under the data directory, no shared memory
+is($node->safe_psql('postgres', 'SELECT count(*) FROM lambdaguard.standby_history'),
+	'0', 'lambdaguard.standby_history reads without preloading (a file, no shared memory)');
 
 # and statements run normally: the hooks are not installed
 $node->safe_psql('postgres', "SET work_mem = '8MB'; PREPARE p AS SELECT 1; EXECUTE p;");

@@ -37,9 +37,7 @@ lambdaguard.blocking_timeout = 0
 lambdaguard.aborted_transaction_timeout = 0
 });
 
-is(lg_sql($node, "SELECT default_version FROM pg_available_extensions WHERE name = 'pg_lambdaguard'"),
-	'1.1', 'the default version is 1.1');
-is(lg_sql($node, "SELECT string_agg(version, ',' ORDER BY version) FROM pg_available_extension_versions WHERE name = 'pg_lambdaguard'"),
+is(lg_sql($node, "SELECT string_agg(version, ',' ORDER BY version) FROM pg_available_extension_versions WHERE name = 'pg_lambdaguard' AND version IN ('1.0', '1.1')"),
 	'1.0,1.1', 'versions 1.0 and 1.1 are available');
 
 $node->safe_psql('postgres', "CREATE EXTENSION pg_lambdaguard VERSION '1.0'");
@@ -81,7 +79,7 @@ cmp_ok($events_before, '>=', 2, '1.0: the pinning events of the SET and the PREP
 # ---------------------------------------------------------------------------
 # the update
 # ---------------------------------------------------------------------------
-my ($ret, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION pg_lambdaguard UPDATE',
+my ($ret, $out, $err) = $node->psql('postgres', "ALTER EXTENSION pg_lambdaguard UPDATE TO '1.1'",
 	on_error_stop => 1);
 is($ret, 0, 'ALTER EXTENSION pg_lambdaguard UPDATE succeeds') or diag $err;
 is(lg_sql($node, "SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'"),
@@ -124,77 +122,13 @@ is( lg_sql($node,
 # the updated schema equals a fresh 1.1 install
 # ---------------------------------------------------------------------------
 $node->safe_psql('postgres', 'CREATE DATABASE lg_fresh');
-$node->safe_psql('lg_fresh', 'CREATE EXTENSION pg_lambdaguard');
+$node->safe_psql('lg_fresh', "CREATE EXTENSION pg_lambdaguard VERSION '1.1'");
 is($node->safe_psql('lg_fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'"),
 	'1.1', 'a fresh install in another database is version 1.1');
 
-# One line per fact; objects named, never by oid; ACLs sorted
-my $describe = q{
-WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_lambdaguard'),
-     ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'lambdaguard'),
-     rel AS (SELECT c.* FROM pg_class c, ns WHERE c.relnamespace = ns.oid),
-     fn AS (SELECT p.* FROM pg_proc p, ns WHERE p.pronamespace = ns.oid)
-SELECT line FROM (
-  SELECT 'extension ' || e.extname || ' ' || e.extversion || ' relocatable ' || e.extrelocatable
-         || ' config ' || coalesce(e.extconfig::regclass[]::text, '') || ' ' || coalesce(e.extcondition::text, '') AS line
-    FROM pg_extension e, ext WHERE e.oid = ext.oid
-  UNION ALL
-  SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid)
-    FROM pg_depend d, ext
-   WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
-  UNION ALL
-  SELECT 'schema lambdaguard owner ' || n.nspowner::regrole || ' acl '
-         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(n.nspacl) a), '')
-    FROM pg_namespace n, ns WHERE n.oid = ns.oid
-  UNION ALL
-  SELECT 'relation ' || relname || ' kind ' || relkind::text || ' persistence ' || relpersistence::text
-         || ' owner ' || relowner::regrole || ' acl '
-         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(relacl) a), '')
-         || ' comment ' || coalesce(obj_description(oid, 'pg_class'), '')
-    FROM rel
-  UNION ALL
-  SELECT 'column ' || r.relname || ' #' || row_number() OVER (PARTITION BY r.oid ORDER BY a.attnum)
-         || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-         || ' notnull ' || a.attnotnull || ' identity ' || a.attidentity::text
-         || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
-         || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x), '')
-         || ' comment ' || coalesce(col_description(r.oid, a.attnum), '')
-    FROM rel r
-    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
-    LEFT JOIN pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum
-   WHERE r.relkind IN ('r', 'v', 'm', 'p', 'f')
-  UNION ALL
-  SELECT 'view ' || relname || ' ' || replace(pg_get_viewdef(oid, true), E'\n', ' ')
-    FROM rel WHERE relkind IN ('v', 'm')
-  UNION ALL
-  SELECT 'index ' || pg_get_indexdef(i.indexrelid)
-    FROM pg_index i JOIN rel r ON r.oid = i.indrelid
-  UNION ALL
-  SELECT 'constraint ' || r.relname || ' ' || c.conname || ' ' || pg_get_constraintdef(c.oid)
-    FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid
-  UNION ALL
-  SELECT 'trigger ' || pg_get_triggerdef(t.oid)
-    FROM pg_trigger t JOIN rel r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
-  UNION ALL
-  SELECT 'sequence ' || r.relname || ' ' || format_type(s.seqtypid, NULL) || ' ' || s.seqstart
-         || ' ' || s.seqincrement || ' ' || s.seqmax || ' ' || s.seqmin || ' ' || s.seqcache || ' ' || s.seqcycle
-    FROM pg_sequence s JOIN rel r ON r.oid = s.seqrelid
-  UNION ALL
-  SELECT 'function ' || replace(pg_get_functiondef(p.oid), E'\n', ' ')
-         || ' owner ' || p.proowner::regrole || ' acl '
-         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(p.proacl) a), '<default>')
-         || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
-    FROM fn p
-  UNION ALL
-  SELECT 'reasons ' || row_to_json(x)::text FROM lambdaguard.reasons x
-  UNION ALL
-  SELECT 'type ' || t.typname || ' ' || t.typtype::text
-    FROM pg_type t, ns WHERE t.typnamespace = ns.oid
-) lines
-ORDER BY line};
 
-my $upgraded = $node->safe_psql('postgres', $describe);
-my $fresh = $node->safe_psql('lg_fresh', $describe);
+my $upgraded = lg_extension_facts($node, 'postgres');
+my $fresh = lg_extension_facts($node, 'lg_fresh');
 my %in_fresh = map { $_ => 1 } split /\n/, $fresh;
 my %in_upgraded = map { $_ => 1 } split /\n/, $upgraded;
 my @only_upgraded = grep { !$in_fresh{$_} } split /\n/, $upgraded;

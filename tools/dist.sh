@@ -4,12 +4,12 @@
 # pg_lambdaguard-<version>/, the version read from that commit's META.json.
 # Refuses a commit whose versions disagree (tools/check_versions.sh).
 #
-#     bash tools/dist.sh [COMMIT]     # writes ./pg_lambdaguard-1.1.1.zip
+#     bash tools/dist.sh [COMMIT]     # writes ./pg_lambdaguard-1.2.0.zip
 #
 # DIST_DIR names the directory the archive goes to (default: the current
 # one).  Install it with pgxnclient:
 #
-#     pgxn install --pg_config /usr/lib/postgresql/15/bin/pg_config ./pg_lambdaguard-1.1.1.zip
+#     pgxn install --pg_config /usr/lib/postgresql/15/bin/pg_config ./pg_lambdaguard-1.2.0.zip
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rev=${1:-HEAD}

@@ -17,6 +17,16 @@
  * Rows are written through SPI as the owner of lambdaguard.history, with
  * bound parameters, under the worker's fixed search_path.
  *
+ * On a hot standby no table can be written: the same rows go to the
+ * standby's journal (lg_journal.c), each fsynced before its signal, and an
+ * outcome after the signal is a later version of the same record.  Rows
+ * from the journal carry its seq as their id; inside the worker a negative
+ * id names a journal record.  Once the server is promoted,
+ * lg_history_import() copies this server's records into lambdaguard.history
+ * in one transaction that also marks them imported (lambdaguard.
+ * standby_imports, by system identifier, journal and seq), then removes the
+ * file: a restart before or after that commit never imports a record twice.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,6 +35,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -44,6 +55,7 @@
 #include "lg_compat.h"
 #include "lg_datum.h"
 #include "lg_history.h"
+#include "lg_journal.h"
 #include "lg_settings.h"
 #include "lg_shmem.h"
 
@@ -157,11 +169,12 @@ history_owner(void)
  * read or write the history itself.  The caller has a transaction and an
  * active snapshot; an error restores the user at transaction abort.
  * Returns SPI_processed; the tuples stay in SPI_tuptable until SPI_finish,
- * so "keep" copies them into the caller's memory context first.
+ * so "keep" copies them into the caller's memory context first; "scalar"
+ * gets the first column of the first row (a bigint), if there is one.
  */
 static uint64
 history_spi(const char *sql, int nargs, const Oid *argtypes, Datum *values,
-			const char *nulls, int expected, List **keep)
+			const char *nulls, int expected, List **keep, int64 *scalar)
 {
 	int			ret;
 	uint64		n;
@@ -183,6 +196,14 @@ history_spi(const char *sql, int nargs, const Oid *argtypes, Datum *values,
 				 errmsg("pg_lambdaguard: could not use lambdaguard.history: %s",
 						SPI_result_code_string(ret))));
 	n = SPI_processed;
+	if (scalar && n > 0)
+	{
+		bool		isnull;
+		Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			*scalar = DatumGetInt64(v);
+	}
 	if (keep)
 	{
 		uint64		i;
@@ -242,6 +263,137 @@ write_end(MemoryContext caller)
 	(void) pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	writing = false;
+}
+
+/* ----------
+ * The standby's journal: rows to records and back
+ * ----------
+ */
+
+/* The fields of a record: every column but id, as text */
+#define LG_JOURNAL_NFIELDS	(LG_HISTORY_NATTS - 1)
+
+/*
+ * A row as the journal's fields, in CurrentMemoryContext.  Timestamps are
+ * written as their integer value, so that DateStyle and TimeZone never
+ * change what is read back.  The output functions look up their types: the
+ * worker, outside any transaction, gets a short read-only one.
+ */
+static char **
+row_to_fields(const Datum *values, const bool *nulls)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	bool		own_xact = !IsTransactionState();
+	char	  **fields;
+	int			i;
+
+	if (own_xact)
+	{
+		StartTransactionCommand();
+		MemoryContextSwitchTo(mcxt);
+	}
+	fields = palloc(sizeof(char *) * LG_JOURNAL_NFIELDS);
+
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+	{
+		Oid			type = history_columns[i].type;
+		Oid			out;
+		bool		varlena;
+
+		if (nulls[i])
+			fields[i - 1] = NULL;
+		else if (type == TIMESTAMPTZOID)
+			fields[i - 1] = psprintf(INT64_FORMAT, (int64) DatumGetTimestampTz(values[i]));
+		else
+		{
+			getTypeOutputInfo(type, &out, &varlena);
+			fields[i - 1] = OidOutputFunctionCall(out, values[i]);
+		}
+	}
+	if (own_xact)
+	{
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(mcxt);
+	}
+	return fields;
+}
+
+/* A record as a row (values and nulls of every column), its seq as id */
+static void
+record_to_row(const LgJournalRecord *rec, Datum *values, bool *nulls)
+{
+	int			i;
+
+	values[LG_HIST_ID] = Int64GetDatum(rec->seq);
+	nulls[LG_HIST_ID] = false;
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+	{
+		const char *f = rec->fields[i - 1];
+		Oid			type = history_columns[i].type;
+		Oid			in;
+		Oid			ioparam;
+
+		nulls[i] = (f == NULL);
+		if (f == NULL)
+			values[i] = (Datum) 0;
+		else if (type == TIMESTAMPTZOID)
+			values[i] = TimestampTzGetDatum((TimestampTz) strtoll(f, NULL, 10));
+		else
+		{
+			getTypeInputInfo(type, &in, &ioparam);
+			values[i] = OidInputFunctionCall(in, (char *) f, ioparam, -1);
+		}
+	}
+}
+
+/*
+ * This server's records in the journal, in the order they were written:
+ * a List of LgJournalRecord *.  *foreign (if given) counts the records of
+ * other servers, which are left out.
+ */
+static List *
+my_records(int *foreign)
+{
+	uint64		sysid = GetSystemIdentifier();
+	List	   *records = lg_journal_read(LG_JOURNAL_NFIELDS);
+	List	   *mine = NIL;
+	ListCell   *lc;
+
+	if (foreign)
+		*foreign = 0;
+	foreach(lc, records)
+	{
+		LgJournalRecord *rec = (LgJournalRecord *) lfirst(lc);
+
+		if (rec->sysid == sysid)
+			mine = lappend(mine, rec);
+		else if (foreign)
+			(*foreign)++;
+	}
+	return mine;
+}
+
+/*
+ * lambdaguard.standby_history: this server's records not yet imported, as
+ * lambdaguard.history rows (id: the record's seq).  A List of (Datum
+ * *values, bool *nulls) pairs.
+ */
+List *
+lg_history_journal_rows(void)
+{
+	List	   *rows = NIL;
+	ListCell   *lc;
+
+	foreach(lc, my_records(NULL))
+	{
+		Datum	   *values = palloc(sizeof(Datum) * LG_HISTORY_NATTS);
+		bool	   *nulls = palloc(sizeof(bool) * LG_HISTORY_NATTS);
+
+		record_to_row((LgJournalRecord *) lfirst(lc), values, nulls);
+		rows = lappend(rows, values);
+		rows = lappend(rows, nulls);
+	}
+	return rows;
 }
 
 /*
@@ -324,6 +476,8 @@ insert_statement(Oid *argtypes)
 /*
  * Write and commit the decision's row with this action.  Called by the
  * worker outside any transaction; on return the row is durable and visible.
+ * In recovery the row goes to the journal instead, fsynced before this
+ * returns, and d->id is minus its seq.
  */
 void
 lg_history_record(LgDecision *d, LgAction action, const char *detail)
@@ -341,12 +495,22 @@ lg_history_record(LgDecision *d, LgAction action, const char *detail)
 	d->detail = detail;
 	d->at = GetCurrentTimestamp();
 
+	if (RecoveryInProgress())
+	{
+		writing = true;
+		lg_history_values(d, values, nulls);
+		d->id = -lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
+								   row_to_fields(values, nulls), 0);
+		writing = false;
+		return;
+	}
+
 	caller = write_begin();
 	lg_history_values(d, values, nulls);
 	for (i = 1; i < LG_HISTORY_NATTS; i++)
 		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
 	history_spi(sql, LG_HISTORY_NATTS - 1, argtypes, values + 1, spi_nulls,
-				SPI_OK_INSERT_RETURNING, &row);
+				SPI_OK_INSERT_RETURNING, &row, NULL);
 	d->id = DatumGetInt64(((Datum *) linitial(row))[LG_HIST_ID]);
 	write_end(caller);
 }
@@ -365,6 +529,19 @@ lg_history_correct(LgDecision *d, LgAction action, const char *detail)
 
 	d->action = action;
 	d->detail = detail;
+	if (d->id < 0)
+	{
+		/* a journal record: its later version, with the same seq */
+		Datum		row[LG_HISTORY_NATTS];
+		bool		rownulls[LG_HISTORY_NATTS];
+
+		writing = true;
+		lg_history_values(d, row, rownulls);
+		(void) lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
+								 row_to_fields(row, rownulls), -d->id);
+		writing = false;
+		return;
+	}
 	caller = write_begin();
 	values[0] = Int64GetDatum(d->id);
 	values[1] = CStringGetTextDatum(lg_action_names[action]);
@@ -373,13 +550,13 @@ lg_history_correct(LgDecision *d, LgAction action, const char *detail)
 		nulls[2] = 'n';
 	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 "
 				"WHERE id OPERATOR(pg_catalog.=) $1",
-				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL);
+				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL, NULL);
 	write_end(caller);
 }
 
 /*
  * Delete history older than lambdaguard.history_retention, in a transaction
- * of its own.
+ * of its own; in recovery, the journal's older records.
  */
 void
 lg_history_purge(void)
@@ -390,18 +567,25 @@ lg_history_purge(void)
 
 	if (lg_history_retention <= 0)
 		return;
+	if (RecoveryInProgress())
+	{
+		lg_journal_purge(GetCurrentTimestamp() - LG_MS((int64) lg_history_retention * 60000),
+						 LG_JOURNAL_NFIELDS);
+		return;
+	}
 	caller = write_begin();
 	values[0] = Int32GetDatum(lg_history_retention);
 	history_spi("DELETE FROM lambdaguard.history "
 				"WHERE at OPERATOR(pg_catalog.<) (pg_catalog.now() "
 				"OPERATOR(pg_catalog.-) pg_catalog.make_interval(mins => $1))",
-				1, argtypes, values, NULL, SPI_OK_DELETE, NULL);
+				1, argtypes, values, NULL, SPI_OK_DELETE, NULL, NULL);
 	write_end(caller);
 }
 
 /*
  * The rows with these ids, in id order, read in the caller's transaction:
  * a List of (Datum *values, bool *nulls) pairs.  scan(false) returns them.
+ * Negative ids are the journal's records (on a standby).
  */
 List *
 lg_history_fetch(const int64 *ids, int nids)
@@ -411,17 +595,144 @@ lg_history_fetch(const int64 *ids, int nids)
 	Datum		values[1];
 	List	   *rows = NIL;
 	int			i;
+	int			ntable = 0;
+	bool		journal = false;
 
-	if (nids == 0)
-		return NIL;
 	for (i = 0; i < nids; i++)
-		elems[i] = Int64GetDatum(ids[i]);
+	{
+		if (ids[i] > 0)
+			elems[ntable++] = Int64GetDatum(ids[i]);
+		else
+			journal = true;
+	}
+	if (journal)
+	{
+		List	   *jrows = lg_history_journal_rows();
+		ListCell   *lc;
+
+		for (lc = list_head(jrows); lc != NULL; lc = lnext(jrows, lnext(jrows, lc)))
+		{
+			Datum	   *v = (Datum *) lfirst(lc);
+			int			j;
+
+			for (j = 0; j < nids; j++)
+				if (ids[j] < 0 && -ids[j] == DatumGetInt64(v[LG_HIST_ID]))
+				{
+					rows = lappend(rows, v);
+					rows = lappend(rows, lfirst(lnext(jrows, lc)));
+					break;
+				}
+		}
+	}
+	if (ntable == 0)
+		return rows;
+	nids = ntable;
 	values[0] = PointerGetDatum(construct_array(elems, nids, INT8OID, sizeof(int64),
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	history_spi("SELECT * FROM lambdaguard.history "
 				"WHERE id OPERATOR(pg_catalog.=) ANY ($1) ORDER BY id",
-				1, argtypes, values, NULL, SPI_OK_SELECT, &rows);
+				1, argtypes, values, NULL, SPI_OK_SELECT, &rows, NULL);
 	return rows;
+}
+
+/*
+ * After promotion: copy this server's journal records into
+ * lambdaguard.history, once.  One transaction inserts the records not yet
+ * marked in lambdaguard.standby_imports and moves the mark; then the file
+ * is removed.  A restart anywhere in between imports nothing twice: before
+ * the commit nothing happened, after it the mark skips what was imported.
+ * Records of other servers are left out (and go with the file).  Returns
+ * the number of rows imported, or -1 if lambdaguard.standby_imports is
+ * missing (extension older than 1.2: the file stays).  Worker only, outside
+ * any transaction, not in recovery.
+ */
+int
+lg_history_import(void)
+{
+	static const Oid mark_types[2] = {INT8OID, INT8OID};
+	static const Oid set_types[4] = {INT8OID, INT8OID, INT8OID, INT4OID};
+	Oid			argtypes[LG_HISTORY_NATTS - 1];
+	const char *insert_sql = insert_statement(argtypes);
+	uint64		sysid = GetSystemIdentifier();
+	MemoryContext caller;
+	List	   *records;
+	ListCell   *lc;
+	int			foreign = 0;
+	int			imported = 0;
+	Oid			nsp;
+
+	if (!lg_journal_exists())
+		return 0;
+
+	caller = write_begin();
+	nsp = get_namespace_oid("lambdaguard", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("standby_imports", nsp)))
+	{
+		write_end(caller);
+		return -1;
+	}
+	records = my_records(&foreign);
+	while (records != NIL)
+	{
+		int64		journal_id = ((LgJournalRecord *) linitial(records))->journal_id;
+		int64		done = 0;
+		int64		last = 0;
+		int			n = 0;
+		List	   *rest = NIL;
+		Datum		mark[4];
+
+		mark[0] = Int64GetDatum((int64) sysid);
+		mark[1] = Int64GetDatum(journal_id);
+		history_spi("SELECT last_seq FROM lambdaguard.standby_imports "
+					"WHERE system_identifier OPERATOR(pg_catalog.=) $1 "
+					"AND journal_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+					2, mark_types, mark, NULL, SPI_OK_SELECT, NULL, &done);
+		foreach(lc, records)
+		{
+			LgJournalRecord *rec = (LgJournalRecord *) lfirst(lc);
+			Datum		values[LG_HISTORY_NATTS];
+			bool		nulls[LG_HISTORY_NATTS];
+			char		spi_nulls[LG_HISTORY_NATTS - 1];
+			int			i;
+
+			if (rec->journal_id != journal_id)
+			{
+				rest = lappend(rest, rec);
+				continue;
+			}
+			last = Max(last, rec->seq);
+			if (rec->seq <= done)
+				continue;
+			record_to_row(rec, values, nulls);
+			for (i = 1; i < LG_HISTORY_NATTS; i++)
+				spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
+			history_spi(insert_sql, LG_HISTORY_NATTS - 1, argtypes, values + 1,
+						spi_nulls, SPI_OK_INSERT_RETURNING, NULL, NULL);
+			n++;
+		}
+		mark[2] = Int64GetDatum(Max(last, done));
+		mark[3] = Int32GetDatum(n);
+		history_spi("INSERT INTO lambdaguard.standby_imports "
+					"(system_identifier, journal_id, last_seq, rows, imported_at) "
+					"VALUES ($1, $2, $3, $4, pg_catalog.now()) "
+					"ON CONFLICT (system_identifier, journal_id) DO UPDATE "
+					"SET last_seq = excluded.last_seq, "
+					"rows = lambdaguard.standby_imports.rows OPERATOR(pg_catalog.+) excluded.rows, "
+					"imported_at = excluded.imported_at",
+					4, set_types, mark, NULL, SPI_OK_INSERT, NULL, NULL);
+		imported += n;
+		records = rest;
+	}
+	write_end(caller);
+	lg_journal_remove();
+
+	ereport(LOG,
+			(errmsg("pg_lambdaguard: imported %d records of the standby history into lambdaguard.history",
+					imported),
+			 foreign > 0 ?
+			 errdetail("%d records of another server (another system identifier) were not imported.",
+					   foreign) : 0));
+	return imported;
 }
 
 static char *

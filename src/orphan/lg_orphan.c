@@ -16,7 +16,9 @@
  *					pinning reasons that their history rows will hold, and
  *					whether the caller of scan(false) may signal them.
  *	4. recorded:	lg_act() commits the decision's lambdaguard.history row
- *					(lg_history.c) before anything is signalled,
+ *					(lg_history.c) before anything is signalled; on a hot
+ *					standby it fsyncs the record of its journal instead
+ *					(lg_journal.c),
  *	5. re-checked:	reads the backend's live status once more: same pid,
  *					same backend start, same state since the same moment,
  *	6. signalled:	and signals it, with interrupts held from the commit to
@@ -525,9 +527,10 @@ recheck_and_signal(LgDecision *d, const char **why)
  * for the worker's own scans and for scan(false) alike.  Called by the
  * worker outside any transaction.  Returns what was done (d->action).
  *
- * The row is committed first (lg_history_record); from that commit to the
- * signal, interrupts are held, so that a shutdown leaves at worst a row
- * whose signal was not sent, never a signal without its row.
+ * The row is committed first (lg_history_record; on a standby, the journal
+ * record fsynced); from there to the signal, interrupts are held, so that a
+ * shutdown or a recovery-conflict cancel leaves at worst a record whose
+ * signal was not sent, never a signal without its record.
  */
 LgAction
 lg_act(LgDecision *d)

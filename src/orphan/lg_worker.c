@@ -6,8 +6,11 @@
  *		scan(false) on its callers' behalf, and sleeps until the next
  *		session falls due (at most lambdaguard.naptime).
  *
- * It connects to lambdaguard.database and starts once recovery is over.  A
- * scan decides in one short transaction (catalog lookups), then acts on each
+ * It connects to lambdaguard.database and starts once the server is
+ * consistent: on a hot standby too, where it records its decisions in the
+ * standby's journal (lg_journal.c) instead of lambdaguard.history.  It keeps
+ * running when the standby is promoted, and then imports the journal into
+ * lambdaguard.history once (lg_history_import).  A scan decides in one short transaction (catalog lookups), then acts on each
  * decision with transactions of its own (lg_orphan.c, lg_history.c), then
  * purges old history in another.  An ERROR ends the worker (its message kept
  * in lambdaguard.worker) and the postmaster starts it again after
@@ -44,6 +47,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -63,6 +67,7 @@
 
 #include "lg_compat.h"
 #include "lg_history.h"
+#include "lg_journal.h"
 #include "lg_orphan.h"
 #include "lg_settings.h"
 #include "lg_shmem.h"
@@ -80,6 +85,9 @@ static LgWorkerInfo info;
 static MemoryContext scan_context = NULL;
 static bool said_no_extension = false;
 static TimestampTz last_purge = 0;
+/* The journal of a standby waits to be imported, and since when tried */
+static bool import_pending = true;
+static TimestampTz last_import_try = 0;
 
 /* ----------
  * The request slot of scan(false)
@@ -319,7 +327,8 @@ lg_worker_register(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* hot standbys are guarded too: their orphans hold back the primary */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = LG_RESTART_SECONDS;
 	strlcpy(worker.bgw_library_name, "pg_lambdaguard", BGW_MAXLEN);
 	strlcpy(worker.bgw_function_name, "lg_worker_main", BGW_MAXLEN);
@@ -655,6 +664,31 @@ lg_worker_act_for(Oid caller)
 	return lg_history_fetch(ids, nids);
 }
 
+/*
+ * Import the journal a standby wrote into lambdaguard.history, now that the
+ * server is out of recovery.  Where the extension is older than 1.2 (no
+ * lambdaguard.standby_imports to mark what was imported), the file stays
+ * and the worker says so, trying again every minute.
+ */
+static void
+try_import(void)
+{
+	if (GetCurrentTimestamp() - last_import_try < LG_MS(LG_PURGE_INTERVAL_MS) &&
+		last_import_try != 0)
+		return;
+	last_import_try = GetCurrentTimestamp();
+	if (lg_history_import() < 0)
+	{
+		ereport(LOG,
+				(errmsg("pg_lambdaguard: the standby history in \"%s\" is not imported: lambdaguard.standby_imports does not exist in database \"%s\"",
+						lg_journal_path(), lg_database),
+				 errhint("Run ALTER EXTENSION pg_lambdaguard UPDATE.")));
+		return;
+	}
+	import_pending = false;
+	last_import_try = 0;
+}
+
 /* ----------
  * The worker's main loop
  * ----------
@@ -692,7 +726,8 @@ lg_worker_main(Datum main_arg)
 	request_attach();
 
 	ereport(LOG,
-			(errmsg("pg_lambdaguard: worker started in database \"%s\"", lg_database)));
+			(errmsg("pg_lambdaguard: worker started in database \"%s\"%s", lg_database,
+					RecoveryInProgress() ? " (hot standby: decisions are recorded in the standby history)" : "")));
 
 	PG_TRY();
 	{
@@ -706,6 +741,10 @@ lg_worker_main(Datum main_arg)
 				ConfigReloadPending = false;
 				ProcessConfigFile(PGC_SIGHUP);
 			}
+
+			/* promoted (or started after it): import the standby's journal */
+			if (import_pending && !RecoveryInProgress())
+				try_import();
 
 			/* scan(false) is served even while the worker is switched off */
 			serve_request();

@@ -26,6 +26,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_depend.h"
@@ -66,6 +67,7 @@ PG_FUNCTION_INFO_V1(lg_action_counts);
 PG_FUNCTION_INFO_V1(lg_scan_sql);
 PG_FUNCTION_INFO_V1(lg_reset);
 PG_FUNCTION_INFO_V1(lg_reason_list);
+PG_FUNCTION_INFO_V1(lg_standby_history);
 
 #define INSUFFICIENT_PRIVILEGE "<insufficient privilege>"
 
@@ -279,16 +281,18 @@ check_row_shape(FunctionCallInfo fcinfo, TupleDesc tupdesc,
 
 static const char *const v10[] = {"1.0 and later"};
 static const char *const v10_v11[] = {"1.0", "1.1 and later"};
+static const char *const v10_v12[] = {"1.0 and 1.1", "1.2 and later"};
 
+/* 1.2 added xmin_age */
 static const Oid session_types[] = {
 	INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, BOOLOID, BOOLOID,
 	TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, TEXTOID,
-	TIMESTAMPTZOID, TEXTOID
+	TIMESTAMPTZOID, TEXTOID, INT4OID
 };
-static const int session_natts[] = {20};
+static const int session_natts[] = {20, 21};
 static const LgRowShape session_shape =
-SHAPE(session_types, session_natts, v10);
+SHAPE(session_types, session_natts, v10_v12);
 
 static const Oid event_types[] = {
 	TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TEXTOID,
@@ -345,12 +349,13 @@ lg_sessions(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	TimestampTz now = GetCurrentTimestamp();
 	LgSnapshot *snap;
+	int			natts;
 	int			i;
 
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(fcinfo, tupdesc, &session_shape);
+	natts = check_row_shape(fcinfo, tupdesc, &session_shape);
 
 	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
@@ -407,6 +412,18 @@ lg_sessions(PG_FUNCTION_ARGS)
 		}
 		else
 			values[19] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
+		if (natts > 20)
+		{
+			/*
+			 * 1.2: age(backend_xmin), NULL without a snapshot.  On a standby
+			 * this is what hot_standby_feedback holds back on the primary.
+			 */
+			TransactionId xmin = lg_backend_xmin(s->index);
+
+			nulls[20] = !TransactionIdIsNormal(xmin);
+			if (!nulls[20])
+				values[20] = DirectFunctionCall1(xid_age, TransactionIdGetDatum(xmin));
+		}
 
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
@@ -682,7 +699,9 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 
-	PreventCommandIfReadOnly("lambdaguard.scan(false)");
+	/* a standby's transactions are all read-only: its worker records in the journal */
+	if (!RecoveryInProgress())
+		PreventCommandIfReadOnly("lambdaguard.scan(false)");
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -708,6 +727,32 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 			put_history_row(store, tupdesc, map, values, nulls);
 		}
 	}
+	return (Datum) 0;
+}
+
+/*
+ * lambdaguard.standby_history: the decisions this server recorded in its
+ * standby journal while in recovery and has not yet imported into
+ * lambdaguard.history (it imports them once promoted), with history's
+ * columns (declared by the function, so the row is checked as history's);
+ * id is the record's number in the journal.
+ */
+Datum
+lg_standby_history(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	int			map[LG_HISTORY_NATTS];
+	List	   *rows;
+	ListCell   *lc;
+
+	check_view_access(fcinfo);
+	store = begin_srf(fcinfo, &tupdesc);
+	lg_history_check_tupdesc(tupdesc, map);
+	rows = lg_history_journal_rows();
+	for (lc = list_head(rows); lc != NULL; lc = lnext(rows, lnext(rows, lc)))
+		put_history_row(store, tupdesc, map, (Datum *) lfirst(lc),
+						(bool *) lfirst(lnext(rows, lc)));
 	return (Datum) 0;
 }
 

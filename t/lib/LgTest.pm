@@ -33,18 +33,19 @@ use Time::HiRes qw(usleep time);
 
 our @EXPORT = qw(lg_node lg_session lg_wait lg_history lg_worker lg_reload
   lg_sql lg_log_offset lg_log_slice lg_alive lg_gone lg_wait_idle_for
-  lg_assert_untouched lg_state);
+  lg_assert_untouched lg_state lg_extension_facts);
 
 # A node with pg_lambdaguard preloaded, listening on the Unix socket and on
 # 127.0.0.1, with a non-superuser role "app" (the proxy's login role), a
 # second non-superuser role "other", and a table public.t (id 1..5) that both
 # may update.  $opts{conf} is appended to postgresql.conf; without
-# $opts{no_extension} the extension is created in database postgres.
+# $opts{no_extension} the extension is created in database postgres;
+# $opts{init} is passed to init (allows_streaming => 1 for a primary).
 sub lg_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%{ $opts{init} // {} });
 	$node->append_conf(
 		'postgresql.conf', qq{
 shared_preload_libraries = 'pg_lambdaguard'
@@ -234,6 +235,80 @@ sub lg_assert_untouched
 	ok($ok, "$name: untouched after " . ($ms + 700) . " ms in state '$state'")
 	  or diag explain { waited => $waited, state_now => lg_state($node, $pid), history => $rows };
 	return $ok;
+}
+
+# The installed extension as one line per fact, sorted: extension members,
+# relations, columns (in order), view definitions, function definitions,
+# indexes, constraints, triggers, comments, privileges, the reasons table's
+# rows, the dump configuration.  Objects are named, never by oid; ACLs
+# sorted.  Two databases' facts are equal when their installations are.
+sub lg_extension_facts
+{
+	my ($node, $dbname) = @_;
+	my $describe = q{
+	WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_lambdaguard'),
+	     ns AS (SELECT oid FROM pg_namespace WHERE nspname = 'lambdaguard'),
+	     rel AS (SELECT c.* FROM pg_class c, ns WHERE c.relnamespace = ns.oid),
+	     fn AS (SELECT p.* FROM pg_proc p, ns WHERE p.pronamespace = ns.oid)
+	SELECT line FROM (
+	  SELECT 'extension ' || e.extname || ' ' || e.extversion || ' relocatable ' || e.extrelocatable
+	         || ' config ' || coalesce(e.extconfig::regclass[]::text, '') || ' ' || coalesce(e.extcondition::text, '') AS line
+	    FROM pg_extension e, ext WHERE e.oid = ext.oid
+	  UNION ALL
+	  SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid)
+	    FROM pg_depend d, ext
+	   WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
+	  UNION ALL
+	  SELECT 'schema lambdaguard owner ' || n.nspowner::regrole || ' acl '
+	         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(n.nspacl) a), '')
+	    FROM pg_namespace n, ns WHERE n.oid = ns.oid
+	  UNION ALL
+	  SELECT 'relation ' || relname || ' kind ' || relkind::text || ' persistence ' || relpersistence::text
+	         || ' owner ' || relowner::regrole || ' acl '
+	         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(relacl) a), '')
+	         || ' comment ' || coalesce(obj_description(oid, 'pg_class'), '')
+	    FROM rel
+	  UNION ALL
+	  SELECT 'column ' || r.relname || ' #' || row_number() OVER (PARTITION BY r.oid ORDER BY a.attnum)
+	         || ' ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+	         || ' notnull ' || a.attnotnull || ' identity ' || a.attidentity::text
+	         || ' default ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '')
+	         || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x), '')
+	         || ' comment ' || coalesce(col_description(r.oid, a.attnum), '')
+	    FROM rel r
+	    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+	    LEFT JOIN pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum
+	   WHERE r.relkind IN ('r', 'v', 'm', 'p', 'f')
+	  UNION ALL
+	  SELECT 'view ' || relname || ' ' || replace(pg_get_viewdef(oid, true), E'\n', ' ')
+	    FROM rel WHERE relkind IN ('v', 'm')
+	  UNION ALL
+	  SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+	    FROM pg_index i JOIN rel r ON r.oid = i.indrelid
+	  UNION ALL
+	  SELECT 'constraint ' || r.relname || ' ' || c.conname || ' ' || pg_get_constraintdef(c.oid)
+	    FROM pg_constraint c JOIN rel r ON r.oid = c.conrelid
+	  UNION ALL
+	  SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+	    FROM pg_trigger t JOIN rel r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
+	  UNION ALL
+	  SELECT 'sequence ' || r.relname || ' ' || format_type(s.seqtypid, NULL) || ' ' || s.seqstart
+	         || ' ' || s.seqincrement || ' ' || s.seqmax || ' ' || s.seqmin || ' ' || s.seqcache || ' ' || s.seqcycle
+	    FROM pg_sequence s JOIN rel r ON r.oid = s.seqrelid
+	  UNION ALL
+	  SELECT 'function ' || replace(pg_get_functiondef(p.oid), E'\n', ' ')
+	         || ' owner ' || p.proowner::regrole || ' acl '
+	         || coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(p.proacl) a), '<default>')
+	         || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+	    FROM fn p
+	  UNION ALL
+	  SELECT 'reasons ' || row_to_json(x)::text FROM lambdaguard.reasons x
+	  UNION ALL
+	  SELECT 'type ' || t.typname || ' ' || t.typtype::text
+	    FROM pg_type t, ns WHERE t.typnamespace = ns.oid
+	) lines
+	ORDER BY line};
+	return $node->safe_psql($dbname, $describe);
 }
 
 package LgTest::Session;

@@ -110,6 +110,9 @@ BOUNCER_INI="$TMP/pgbouncer.ini"
 BOUNCER_LOG="$TMP/pgbouncer.log"
 BOUNCER_PID=""
 PG_STARTED=""
+STANDBY_DATA="$TMP/standby"
+STANDBY_LOG="$TMP/standby.log"
+STANDBY_STARTED=""
 
 NODE_PGID=""
 
@@ -132,6 +135,11 @@ cleanup() {
         wait "$BOUNCER_PID" 2>/dev/null
         log "pgbouncer stopped"
     fi
+    if [ -n "$STANDBY_STARTED" ]; then
+        "$PG_BINDIR/pg_ctl" -D "$STANDBY_DATA" -m fast -w -t 30 stop >/dev/null 2>&1 \
+            || "$PG_BINDIR/pg_ctl" -D "$STANDBY_DATA" -m immediate -w -t 30 stop >/dev/null 2>&1
+        log "standby stopped"
+    fi
     if [ -n "$PG_STARTED" ]; then
         "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m fast -w -t 30 stop >/dev/null 2>&1 \
             || "$PG_BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1
@@ -140,6 +148,7 @@ cleanup() {
     if [ "$rc" != 0 ]; then
         log "failed (exit $rc); last lines of the server logs:"
         [ -f "$PGLOG" ] && tail -n 40 "$PGLOG" | sed 's/^/  postgres| /' >&2
+        [ -f "$STANDBY_LOG" ] && tail -n 20 "$STANDBY_LOG" | sed 's/^/  standby| /' >&2
         [ -f "$BOUNCER_LOG" ] && tail -n 20 "$BOUNCER_LOG" | sed 's/^/  pgbouncer| /' >&2
     fi
     if [ -n "${E2E_KEEP:-}" ]; then
@@ -154,12 +163,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-# Two free loopback ports, chosen by the kernel.
-read -r PGPORT BOUNCER_PORT < <(node -e '
+# Three free loopback ports, chosen by the kernel.
+read -r PGPORT BOUNCER_PORT STANDBY_PORT < <(node -e '
 const net = require("net");
 const take = () => new Promise(r => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => r(p)); }); });
-(async () => { const a = await take(); let b; do { b = await take(); } while (b === a); console.log(a, b); })();')
-log "postgres on 127.0.0.1:$PGPORT, pgbouncer on 127.0.0.1:$BOUNCER_PORT, temp dir $TMP"
+(async () => { const ports = []; while (ports.length < 3) { const p = await take(); if (!ports.includes(p)) ports.push(p); } console.log(ports.join(" ")); })();')
+log "postgres on 127.0.0.1:$PGPORT, its standby on 127.0.0.1:$STANDBY_PORT, pgbouncer on 127.0.0.1:$BOUNCER_PORT, temp dir $TMP"
 
 APP_USER=app
 APP_PASSWORD="app-$RANDOM$RANDOM"
@@ -170,6 +179,7 @@ APP_PASSWORD="app-$RANDOM$RANDOM"
 
 cat >"$PGDATA/pg_hba.conf" <<EOF
 local all all                 trust
+local replication postgres    trust
 host  all postgres 127.0.0.1/32 trust
 host  all $APP_USER 127.0.0.1/32 scram-sha-256
 EOF
@@ -211,12 +221,25 @@ if [ -z "${E2E_NO_GUARD:-}" ]; then
     psql_admin -At -c "SELECT 'pg_lambdaguard ' || extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'" | sed 's/^/e2e: /' >&2
 fi
 
+# --- a streaming hot standby (the read path) --------------------------------
+# a copy of the primary, extension included; its worker starts once it is
+# consistent
+"$PG_BINDIR/pg_basebackup" -D "$STANDBY_DATA" -h "$TMP" -p "$PGPORT" -U postgres -R -X stream --no-sync \
+    >"$TMP/basebackup.log" 2>&1 || { cat "$TMP/basebackup.log" >&2; die "pg_basebackup failed"; }
+{
+    echo "port = $STANDBY_PORT"
+    echo "hot_standby_feedback = on"
+} >>"$STANDBY_DATA/postgresql.conf"
+"$PG_BINDIR/pg_ctl" -D "$STANDBY_DATA" -l "$STANDBY_LOG" -w -t 60 start >/dev/null || die "the standby did not start"
+STANDBY_STARTED=1
+
 # --- PgBouncer -------------------------------------------------------------
 printf '"%s" "%s"\n' "$APP_USER" "$APP_PASSWORD" >"$TMP/userlist.txt"
 chmod 600 "$TMP/userlist.txt"
 cat >"$BOUNCER_INI" <<EOF
 [databases]
 postgres = host=127.0.0.1 port=$PGPORT dbname=postgres
+postgres_ro = host=127.0.0.1 port=$STANDBY_PORT dbname=postgres
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -259,9 +282,9 @@ fi
 
 export E2E_PGHOST=127.0.0.1 E2E_PGPORT="$PGPORT" E2E_PGSOCKET="$TMP" \
        E2E_BOUNCER_PORT="$BOUNCER_PORT" E2E_APP_USER="$APP_USER" E2E_APP_PASSWORD="$APP_PASSWORD" \
-       E2E_DATABASE=postgres E2E_PGLOG="$PGLOG" E2E_GUARD=$([ -z "${E2E_NO_GUARD:-}" ] && echo 1 || echo 0)
+       E2E_DATABASE=postgres E2E_READ_DATABASE=postgres_ro E2E_STANDBY_PORT="$STANDBY_PORT" E2E_PGLOG="$PGLOG" E2E_GUARD=$([ -z "${E2E_NO_GUARD:-}" ] && echo 1 || echo 0)
 
-TESTS=${E2E_TESTS:-"scenarios/1-orphan-cascade.test.js scenarios/2-pinning.test.js scenarios/3-overdue-query.test.js"}
+TESTS=${E2E_TESTS:-"scenarios/1-orphan-cascade.test.js scenarios/2-pinning.test.js scenarios/3-overdue-query.test.js scenarios/4-standby-read.test.js"}
 # Scenarios share one cluster and its settings: run them one after another.
 # The runner gets a process group of its own (job control on), so that the
 # cleanup can end everything it started; waiting in the background lets the
