@@ -3,12 +3,12 @@
 
 # A database whose extension stays at version 1.0 (never updated), with the
 # current library preloaded, reads every view and function of 1.0 right.
-# The 1.0 objects call the same C functions as 1.1 with the row types of
+# The 1.0 objects call the same C functions as the current version with the row types of
 # 1.0, which for lambdaguard.worker and lambdaguard.pinning_stats are
 # shorter.
 #
 # lambdaguard.database names the 1.0 database, so the worker writes its
-# history there; a second database of the same cluster has 1.1.  Real data
+# history there; a second database of the same cluster has the current version.  Real data
 # first: an orphan (after a SET) that blocks another session is terminated
 # by the worker, a watched session makes pinning events with a SET and a
 # PREPARE, two orphans are recorded under dry_run, one waits while the
@@ -23,7 +23,7 @@
 #   session's state, the statements that were sent (and their query_id)
 #   for the events, the background worker's row of pg_stat_activity for
 #   lambdaguard.worker, the history table for the action counts
-# - the 1.1 database reads the same values, column for column, in every
+# - the current version's database reads the same values, column for column, in every
 #   column the two versions share
 #
 # The worker's figures are compared while it is switched off (enabled =
@@ -43,7 +43,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $old_db = 'postgres';      # lambdaguard.database: 1.0
-my $new_db = 'lg_current';    # 1.1
+my $new_db = 'lg_current';    # the current version
 
 my $node = lg_node(
 	'old_reads',
@@ -61,7 +61,10 @@ $node->safe_psql($new_db, 'CREATE EXTENSION pg_lambdaguard');
 
 my $version_sql = "SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'";
 is($node->safe_psql($old_db, $version_sql), '1.0', "$old_db has version 1.0");
-is($node->safe_psql($new_db, $version_sql), '1.1', "$new_db has version 1.1");
+my $default_version = $node->safe_psql('postgres',
+	"SELECT default_version FROM pg_available_extensions WHERE name = 'pg_lambdaguard'");
+is($node->safe_psql($new_db, $version_sql), $default_version,
+	"$new_db has the current version ($default_version)");
 is(lg_sql($node, 'SHOW lambdaguard.database'), $old_db,
 	"lambdaguard.database names $old_db, the 1.0 database");
 
@@ -247,7 +250,7 @@ ok(lg_wait($node, "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE p
 	'the waiter waits on the orphan\'s lock');
 
 # pg_stat_activity (the oracle) and lambdaguard.sessions in one statement,
-# while the orphan is not yet due; then the same from the 1.1 database
+# while the orphan is not yet due; then the same from the current database
 my $activity_cols =
   'pid, usename, datname, application_name, client_addr, backend_start, xact_start, state, state_change, query';
 my $pids = "$ppid, $opid, $wpid";
@@ -316,10 +319,10 @@ SELECT '$s->{state_duration}'::interval BETWEEN interval '0'
 		is($ok, 't', "1.0 sessions, pid $s->{pid}: state_duration is the time since state_change");
 	}
 }
-# the 1.1 database: every column the same, but state_duration (read later)
+# the current database: every column the same, but state_duration (read later)
 foreach my $p ($ppid, $opid, $wpid)
 {
-	same_columns("1.1 sessions, pid $p vs 1.0",
+	same_columns("current sessions, pid $p vs 1.0",
 		$new->{sessions}{$p}, $old->{sessions}{$p},
 		grep { $_ ne 'state_duration' } names(@sessions_1_0));
 }
@@ -348,7 +351,7 @@ ok(lg_gone($node, $opid), 'the orphan is gone');
 			"SELECT at - '$a->{state_change}'::timestamptz >= interval '5000 ms' FROM lambdaguard.history WHERE pid = $opid"),
 		't', '1.0 history: at is after the timeout');
 	is($node->safe_psql($new_db, 'SELECT count(*) FROM lambdaguard.history'), '0',
-		'1.1 database: its history is empty (the worker writes into lambdaguard.database)');
+		'current database: its history is empty (the worker writes into lambdaguard.database)');
 }
 
 # two orphans recorded under dry_run, then the worker switched off
@@ -387,7 +390,7 @@ SELECT json_build_object(
 	same_columns('1.0 orphans vs pg_stat_activity', $o, $a, split(/, /, $activity_cols));
 	is($o->{verdict}, 'orphan', '1.0 orphans: verdict');
 	is($o->{action_at}, undef, '1.0 orphans: no action_at while the worker is off');
-	same_columns('1.1 orphans vs 1.0', $o1->{orphans}[0], $o,
+	same_columns('current orphans vs 1.0', $o1->{orphans}[0], $o,
 		grep { $_ ne 'state_duration' } names(@sessions_1_0));
 
 	is(show([ map { $_->{pid} } @{ $o0->{scan} } ]), "[$gpid]",
@@ -398,7 +401,7 @@ SELECT json_build_object(
 		qw(pid usename datname application_name client_addr backend_start xact_start state query));
 	is($h->{state_since}, $a->{state_change}, '1.0 scan(true): state_since is pg_stat_activity.state_change');
 	is($h->{verdict} . '/' . $h->{action}, 'orphan/dry_run', '1.0 scan(true): verdict and action');
-	same_columns('1.1 scan(true) vs 1.0', $o1->{scan}[0], $h,
+	same_columns('current scan(true) vs 1.0', $o1->{scan}[0], $h,
 		grep { $_ ne 'id' && $_ ne 'at' } names(@history_1_0));
 	is($node->safe_psql($old_db, "SELECT count(*) FROM lambdaguard.history WHERE pid = $gpid"), '0',
 		'1.0 scan(true): writes nothing');
@@ -406,7 +409,7 @@ SELECT json_build_object(
 
 # ---------------------------------------------------------------------------
 # the worker, its counts and the metrics, frozen while it is off: read in
-# 1.0, in 1.1, and in 1.0 again; the two 1.0 readings must agree
+# 1.0, in the current version, and in 1.0 again; the two 1.0 readings must agree
 # ---------------------------------------------------------------------------
 my $frozen_sql = qq{
 SELECT json_build_object(
@@ -430,7 +433,7 @@ foreach my $try (1 .. 20)
 	last if $json->encode($f0) eq $json->encode($f2);
 }
 is($json->encode($f2), $json->encode($f0), 'the worker is switched off: two readings in 1.0 agree');
-# stat_rows() only in 1.0: in 1.1 no view is built on it (pinning_stats reads
+# stat_rows() only in 1.0: from 1.1 on no view is built on it (pinning_stats reads
 # pinning_stat_rows()), so it refuses every caller
 my $stat_rows = json_in($old_db,
 	'SELECT json_agg(s ORDER BY usename, datname, reason) FROM lambdaguard.stat_rows() s');
@@ -461,7 +464,7 @@ SELECT '$w->{started_at}'::timestamptz BETWEEN '$f0->{bgworker}{backend_start}':
 	cmp_ok($w->{scans}, '>', 10, '1.0 worker: it scanned');
 	cmp_ok($w->{sessions_seen}, '>=', 2, '1.0 worker: it saw the client sessions');
 	cmp_ok($w->{last_scan_us}, '>', 0, '1.0 worker: last_scan_us');
-	same_columns('1.1 worker vs 1.0', $f1->{worker}, $w, names(@worker_1_0));
+	same_columns('current worker vs 1.0', $f1->{worker}, $w, names(@worker_1_0));
 }
 
 # action counts, from the history table
@@ -472,7 +475,7 @@ SELECT '$w->{started_at}'::timestamptz BETWEEN '$f0->{bgworker}{backend_start}':
 	my %got = map { ("$_->{verdict}/$_->{action}" => $_->{count}) }
 	  grep { $_->{count} > 0 } @{ $f0->{action_counts} };
 	is(show(\%got), show(\%want), '1.0 action_counts(): the history\'s counts');
-	is(show($f1->{action_counts}), show($f0->{action_counts}), '1.1 action_counts() vs 1.0');
+	is(show($f1->{action_counts}), show($f0->{action_counts}), 'current action_counts() vs 1.0');
 }
 
 # pinning events: the statements sent, in order
@@ -510,10 +513,10 @@ SELECT '$w->{started_at}'::timestamptz BETWEEN '$f0->{bgworker}{backend_start}':
 				"SELECT '$old->{sessions}{$pid}{pinned_since}'::timestamptz BETWEEN '$from' AND '$to'"),
 			't', "1.0 sessions, pid $pid: pinned_since while its first SET ran");
 	}
-	is(scalar(@{ $f1->{events} }), scalar(@e), '1.1 pinning_events: as many rows as 1.0');
+	is(scalar(@{ $f1->{events} }), scalar(@e), 'current pinning_events: as many rows as 1.0');
 	for my $i (0 .. $#e)
 	{
-		same_columns("1.1 pinning_events row $i vs 1.0", $f1->{events}[$i], $e[$i], names(@events_1_0));
+		same_columns("current pinning_events row $i vs 1.0", $f1->{events}[$i], $e[$i], names(@events_1_0));
 	}
 }
 
@@ -531,21 +534,21 @@ SELECT '$w->{started_at}'::timestamptz BETWEEN '$f0->{bgworker}{backend_start}':
 			[ 'app', $old_db, 'set', 2, 2, $last_set ],
 		]),
 		'1.0 pinning_stats: per reason, the events and sessions, last_seen the last event\'s time');
-	is(scalar(@{ $f1->{stats} }), scalar(@s), '1.1 pinning_stats: as many rows as 1.0');
+	is(scalar(@{ $f1->{stats} }), scalar(@s), 'current pinning_stats: as many rows as 1.0');
 	for my $i (0 .. $#s)
 	{
-		same_columns("1.1 pinning_stats row $i vs 1.0", $f1->{stats}[$i], $s[$i], names(@stats_1_0));
+		same_columns("current pinning_stats row $i vs 1.0", $f1->{stats}[$i], $s[$i], names(@stats_1_0));
 	}
 }
 
 # reasons: the table shipped with 1.0 holds every reason the hooks emit,
-# and reads the same in 1.1
+# and reads the same in the current version
 {
 	my %in_table = map { $_->{reason} => 1 } @{ $f0->{reasons} };
 	is(join(',', grep { !$in_table{$_} } @{ $f0->{emitted} }), '',
 		'1.0 reasons: every reason of reasons_emitted() is in the table');
-	is(show($f1->{emitted}), show($f0->{emitted}), '1.1 reasons_emitted() vs 1.0');
-	is(show($f1->{reasons}), show($f0->{reasons}), '1.1 reasons vs 1.0');
+	is(show($f1->{emitted}), show($f0->{emitted}), 'current reasons_emitted() vs 1.0');
+	is(show($f1->{reasons}), show($f0->{reasons}), 'current reasons vs 1.0');
 	my ($ret, $out, $err) = $node->psql($old_db,
 		q{INSERT INTO lambdaguard.reasons VALUES ('x', 'x', false, false, NULL, 'x')});
 	like($err, qr/lambdaguard\.reasons is read-only/, '1.0 reasons: read-only');
@@ -576,9 +579,9 @@ SELECT '$w->{started_at}'::timestamptz BETWEEN '$f0->{bgworker}{backend_start}':
 		  or diag 'got ' . show($m->{$k});
 	}
 	my @shared = grep { exists $f1->{metrics}{$_} } sort keys %$m;
-	is(scalar(@shared), scalar(keys %$m), '1.1 metrics: every metric of 1.0 is there');
+	is(scalar(@shared), scalar(keys %$m), 'current metrics: every metric of 1.0 is there');
 	is(show({ map { $_ => $f1->{metrics}{$_} } @shared }), show($m),
-		'1.1 metrics vs 1.0: the same values');
+		'current metrics vs 1.0: the same values');
 }
 
 # reset() of 1.0 clears events and stats, as both databases see
