@@ -14,7 +14,7 @@ DATA = pg_lambdaguard--1.0.sql pg_lambdaguard--1.0--1.1.sql pg_lambdaguard--1.1-
 PGFILEDESC = "pg_lambdaguard - orphan guard and pinning reporter for serverless clients"
 
 # pg_regress and isolation tests start their own preloaded server
-REGRESS = settings functions pinning pinning_state privileges row_shapes
+REGRESS = settings functions pinning pinning_state privileges row_shapes invocation
 REGRESS_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check
 ISOLATION = session_state
 ISOLATION_OPTS = --temp-config=$(srcdir)/test/lambdaguard.conf --temp-instance=./tmp_check_iso

@@ -4,6 +4,15 @@
 \echo Use "ALTER EXTENSION pg_lambdaguard UPDATE TO '1.2'" to load this file. \quit
 
 ------------------------------------------------------------------------------
+-- The invocation behind a decision: the pairs of the sqlcommenter comments
+-- of the transaction it is about (for pinned_idle: of the statement that
+-- pinned the session first).  Rows written before 1.2 keep NULL.
+------------------------------------------------------------------------------
+ALTER TABLE lambdaguard.history ADD COLUMN client_context jsonb;
+COMMENT ON COLUMN lambdaguard.history.client_context IS
+    'The sqlcommenter pairs of the transaction the decision is about (for pinned_idle, of the statement that pinned the session first), e.g. traceparent and a request id';
+
+------------------------------------------------------------------------------
 -- Hot standbys: the worker records in a journal file, read and imported here
 ------------------------------------------------------------------------------
 
@@ -20,7 +29,7 @@ CREATE FUNCTION lambdaguard.standby_history_rows(
     OUT backend_start timestamptz, OUT xact_start timestamptz, OUT state text,
     OUT state_since timestamptz, OUT verdict text, OUT action text,
     OUT locks_held int, OUT blocked_pids int[], OUT pin_reasons text[],
-    OUT query text, OUT detail text)
+    OUT query text, OUT detail text, OUT client_context jsonb)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lg_standby_history'
 LANGUAGE C STRICT VOLATILE;
@@ -52,7 +61,9 @@ REVOKE ALL ON lambdaguard.standby_imports FROM PUBLIC;
 GRANT SELECT ON lambdaguard.standby_imports TO pg_monitor;
 
 ------------------------------------------------------------------------------
--- sessions gains xmin_age: age(backend_xmin), NULL without a snapshot
+-- sessions gains xmin_age: age(backend_xmin), NULL without a snapshot; and
+-- the invocation of its open transaction: client_context (the pairs of its
+-- statements' comments) and deadline (the earliest its client declared)
 ------------------------------------------------------------------------------
 DROP VIEW lambdaguard.metrics;
 DROP VIEW lambdaguard.orphans;
@@ -66,7 +77,7 @@ CREATE FUNCTION lambdaguard.session_rows(
     OUT watched bool, OUT pinned bool, OUT pin_reasons text[],
     OUT pinned_since timestamptz, OUT pinned_by text, OUT dirty_reasons text[],
     OUT blocking int, OUT verdict text, OUT action_at timestamptz, OUT query text,
-    OUT xmin_age int)
+    OUT xmin_age int, OUT client_context jsonb, OUT deadline timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'lg_sessions'
 LANGUAGE C STRICT VOLATILE;
@@ -75,13 +86,35 @@ GRANT EXECUTE ON FUNCTION lambdaguard.session_rows() TO PUBLIC;
 CREATE VIEW lambdaguard.sessions AS
     SELECT * FROM lambdaguard.session_rows();
 COMMENT ON VIEW lambdaguard.sessions IS
-    'One row per client backend: watched, pinned, dirty, blocking, verdict, the age of its snapshot';
+    'One row per client backend: watched, pinned, dirty, blocking, verdict, the age of its snapshot, the invocation of its open transaction';
 
 CREATE VIEW lambdaguard.orphans AS
     SELECT * FROM lambdaguard.sessions WHERE verdict <> 'ok';
 COMMENT ON VIEW lambdaguard.orphans IS 'Sessions whose verdict is not ok';
 
 GRANT SELECT ON lambdaguard.sessions, lambdaguard.orphans TO pg_monitor;
+
+------------------------------------------------------------------------------
+-- pinning_events gains client_context: the invocation of the event's statement
+------------------------------------------------------------------------------
+DROP VIEW lambdaguard.pinning_events;
+DROP FUNCTION lambdaguard.event_rows();
+
+CREATE FUNCTION lambdaguard.event_rows(
+    OUT event_time timestamptz, OUT pid int, OUT usename name, OUT datname name,
+    OUT application_name text, OUT client_addr inet, OUT reason text,
+    OUT hidden bool, OUT statement text, OUT queryid bigint,
+    OUT client_context jsonb)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'lg_pinning_events'
+LANGUAGE C STRICT VOLATILE;
+GRANT EXECUTE ON FUNCTION lambdaguard.event_rows() TO PUBLIC;
+
+CREATE VIEW lambdaguard.pinning_events AS
+    SELECT * FROM lambdaguard.event_rows();
+COMMENT ON VIEW lambdaguard.pinning_events IS
+    'The last lambdaguard.max_events session-state changes, oldest first, each with the invocation of its statement';
+GRANT SELECT ON lambdaguard.pinning_events TO pg_monitor;
 
 ------------------------------------------------------------------------------
 -- Metrics: whether the server is in recovery, and the standby's records

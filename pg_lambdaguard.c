@@ -57,6 +57,7 @@ int			lg_aborted_transaction_timeout = 10000;
 int			lg_blocking_timeout = 5000;
 int			lg_pinned_idle_timeout = 0;
 int			lg_active_timeout = 0;
+int			lg_deadline_grace = 1000;
 bool		lg_dry_run = false;
 int			lg_max_terminations = 10;
 int			lg_history_retention = 10080;
@@ -278,6 +279,15 @@ lg_define_settings(void)
 							NULL,
 							&lg_active_timeout,
 							0, 0, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambdaguard.deadline_grace",
+							"How long after the deadline a client declared in a statement comment its still-open transaction has lost its caller.",
+							"The key lambdaguard_deadline of a sqlcommenter comment declares the deadline.",
+							&lg_deadline_grace,
+							1000, 0, INT_MAX / 4,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

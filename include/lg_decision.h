@@ -71,6 +71,22 @@ typedef struct LgDecision
 	int64		id;				/* its lambdaguard.history row, 0 if none */
 } LgDecision;
 
+/*
+ * Does the invocation context in the session's slot belong to its open
+ * transaction?  The slot says which transaction (its start); a failed one
+ * (idle in transaction (aborted)) shows no start in pg_stat_activity, so
+ * there the slot's own mark counts.
+ */
+static inline bool
+lg_context_current(const LgSession *s)
+{
+	if (!s->has_pins || s->pins.ctx_xact_start == 0)
+		return false;
+	if (s->state == STATE_IDLEINTRANSACTION_ABORTED)
+		return s->pins.ctx_aborted;
+	return s->xact_start == s->pins.ctx_xact_start && !s->pins.ctx_aborted;
+}
+
 /* When the session's current episode began: its statement, or its state */
 static inline TimestampTz
 lg_episode_start(const LgSession *s)

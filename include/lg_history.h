@@ -39,13 +39,16 @@ typedef enum LgHistoryColumn
 	LG_HIST_BLOCKED_PIDS,
 	LG_HIST_PIN_REASONS,
 	LG_HIST_QUERY,
-	LG_HIST_DETAIL
+	LG_HIST_DETAIL,
+	LG_HIST_CLIENT_CONTEXT		/* 1.2 */
 } LgHistoryColumn;
 
-#define LG_HISTORY_NATTS (LG_HIST_DETAIL + 1)
+#define LG_HISTORY_NATTS (LG_HIST_CLIENT_CONTEXT + 1)
+/* The table as versions before 1.2 created it: without client_context */
+#define LG_HISTORY_NATTS_1_0 LG_HIST_CLIENT_CONTEXT
 
 extern Oid	lg_history_relid(void);
-extern void lg_history_check_tupdesc(TupleDesc tupdesc, int *map);
+extern int	lg_history_check_tupdesc(TupleDesc tupdesc, int *map);
 extern void lg_history_values(LgDecision *d, Datum *values, bool *nulls);
 extern void lg_history_record(LgDecision *d, LgAction action, const char *detail);
 extern void lg_history_correct(LgDecision *d, LgAction action, const char *detail);

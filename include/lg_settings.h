@@ -31,6 +31,7 @@ extern int	lg_aborted_transaction_timeout;
 extern int	lg_blocking_timeout;
 extern int	lg_pinned_idle_timeout;
 extern int	lg_active_timeout;
+extern int	lg_deadline_grace;
 extern bool lg_dry_run;
 extern int	lg_max_terminations;
 extern int	lg_history_retention;

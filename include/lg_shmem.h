@@ -12,7 +12,9 @@
 #define LG_SHMEM_H
 
 #include "datatype/timestamp.h"
+#include "storage/latch.h"
 
+#include "lg_context.h"
 #include "lg_labels.h"
 
 /* Name of the LWLock tranche the root requests for this module */
@@ -34,6 +36,12 @@ typedef struct LgPublishedPins
 	LgReasonMask dirty_mask;	/* session state present now */
 	TimestampTz pinned_since;
 	char		pinned_by[LG_PINNED_BY_LEN];
+	LgContext	pinned_ctx;		/* the invocation of pinned_by */
+	/* the invocation of the transaction that started at ctx_xact_start */
+	TimestampTz ctx_xact_start;
+	bool		ctx_aborted;	/* that transaction failed and is still open */
+	TimestampTz deadline;		/* its earliest deadline, 0 if none */
+	LgContext	ctx;			/* its pairs (copied only with text) */
 } LgPublishedPins;
 
 /* One pinning event, as copied out of the ring */
@@ -51,6 +59,7 @@ typedef struct LgEvent
 	uint64		queryid;
 	char	   *appname;		/* NULL once the text was overwritten */
 	char	   *statement;
+	LgContext	ctx;			/* its statement's invocation */
 } LgEvent;
 
 typedef struct LgStatKey
@@ -96,14 +105,19 @@ extern void lg_require_shmem(void);
 
 /* Backend slots: written by their owner only, read by anyone */
 extern void lg_slot_publish(LgReasonMask pin_mask, LgReasonMask dirty_mask,
-							TimestampTz pinned_since, const char *pinned_by);
+							TimestampTz pinned_since, const char *pinned_by,
+							const LgContext *pinned_ctx);
+extern void lg_slot_publish_context(TimestampTz xact_start, TimestampTz deadline,
+									TimestampTz due, const LgContext *ctx);
+extern void lg_slot_context_ended(bool aborted);
 extern int	lg_slot_count(void);
 extern bool lg_slot_read(int index, int *pid, TimestampTz *backend_start,
 						 LgPublishedPins *pins, bool with_text);
 
 /* The event ring and its statistics */
 extern void lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
-							 const char *statement, int stmt_len, uint64 queryid);
+							 const char *statement, int stmt_len, uint64 queryid,
+							 const LgContext *ctx);
 extern LgEvent *lg_events_copy(int *nevents);
 extern LgStat *lg_stats_copy(int *nstats);
 extern uint64 lg_stats_dropped(void);
@@ -117,5 +131,6 @@ extern uint64 lg_action_count(LgVerdict verdict, LgAction action);
 extern void lg_worker_info_update(const LgWorkerInfo *info);
 extern void lg_worker_info_copy(LgWorkerInfo *info);
 extern void lg_worker_note_error(const char *message, bool history);
+extern void lg_worker_wakes_at(TimestampTz when, Latch *latch);
 
 #endif							/* LG_SHMEM_H */

@@ -19,7 +19,7 @@ const char *const lg_reason_names[LG_NUM_REASONS] = {
 
 const char *const lg_verdict_names[LG_NUM_VERDICTS] = {
 	"ok", "orphan", "orphan_aborted", "orphan_blocking", "pinned_idle",
-	"overdue_query"
+	"overdue_query", "deadline_passed"
 };
 
 const char *const lg_action_names[LG_NUM_ACTIONS] = {

@@ -53,6 +53,7 @@
 #include "utils/timestamp.h"
 
 #include "lg_compat.h"
+#include "lg_context.h"
 #include "lg_datum.h"
 #include "lg_history.h"
 #include "lg_journal.h"
@@ -84,7 +85,8 @@ static const LgHistoryColumnDef history_columns[LG_HISTORY_NATTS] = {
 	[LG_HIST_BLOCKED_PIDS] = {"blocked_pids", INT4ARRAYOID},
 	[LG_HIST_PIN_REASONS] = {"pin_reasons", TEXTARRAYOID},
 	[LG_HIST_QUERY] = {"query", TEXTOID},
-	[LG_HIST_DETAIL] = {"detail", TEXTOID}
+	[LG_HIST_DETAIL] = {"detail", TEXTOID},
+	[LG_HIST_CLIENT_CONTEXT] = {"client_context", JSONBOID}
 };
 
 Oid
@@ -98,49 +100,62 @@ lg_history_relid(void)
 }
 
 /*
- * Raise a clear error if a row type is not lambdaguard.history as the
- * extension created it (someone altered the table).  Dropped columns are
- * passed over: map[i] gets the attribute index of history column i.
+ * Raise a clear error if a row type is not lambdaguard.history as some
+ * version of the extension created it (someone altered the table).
+ * Columns are matched by name, so that a column dropped and added again
+ * (at the end) still matches; dropped columns are passed over.  map[i]
+ * gets the attribute index of history column i, or -1 for the one column a
+ * table created before 1.2 lacks (client_context).  Returns the number of
+ * history columns the row has.
  */
-void
+int
 lg_history_check_tupdesc(TupleDesc tupdesc, int *map)
 {
+	int			found[LG_HISTORY_NATTS];
 	int			i;
+	int			c;
 	int			n = 0;
 
+	for (c = 0; c < LG_HISTORY_NATTS; c++)
+		found[c] = -1;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 
 		if (att->attisdropped)
 			continue;
-		if (n >= LG_HISTORY_NATTS)
+		for (c = 0; c < LG_HISTORY_NATTS; c++)
+			if (strcmp(NameStr(att->attname), history_columns[c].name) == 0)
+				break;
+		if (c == LG_HISTORY_NATTS || found[c] >= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("lambdaguard.history has more columns than pg_lambdaguard expects (%d)",
-							LG_HISTORY_NATTS),
-					 errdetail("Column \"%s\" was added after CREATE EXTENSION.",
-							   NameStr(att->attname)),
+					 errmsg("lambdaguard.history has a column \"%s\" that pg_lambdaguard does not know",
+							NameStr(att->attname)),
+					 errdetail("The column was added after CREATE EXTENSION."),
 					 errhint("Drop the column, or recreate the extension.")));
-		if (att->atttypid != history_columns[n].type)
+		if (att->atttypid != history_columns[c].type)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of lambdaguard.history is of type %s, pg_lambdaguard expects %s",
 							NameStr(att->attname), format_type_be(att->atttypid),
-							format_type_be(history_columns[n].type)),
+							format_type_be(history_columns[c].type)),
 					 errdetail("The table was altered after CREATE EXTENSION."),
 					 errhint("Undo the change, or recreate the extension.")));
-		if (map)
-			map[n] = i;
+		found[c] = i;
 		n++;
 	}
-	if (n != LG_HISTORY_NATTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("lambdaguard.history has %d columns, pg_lambdaguard expects %d",
-						n, LG_HISTORY_NATTS),
-				 errdetail("The table was altered after CREATE EXTENSION."),
-				 errhint("Undo the change, or recreate the extension.")));
+	for (c = 0; c < LG_HISTORY_NATTS_1_0; c++)
+		if (found[c] < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("lambdaguard.history has no column \"%s\"",
+							history_columns[c].name),
+					 errdetail("The table was altered after CREATE EXTENSION."),
+					 errhint("Undo the change, or recreate the extension.")));
+	if (map)
+		memcpy(map, found, sizeof(found));
+	return n;
 }
 
 /* The owner of lambdaguard.history */
@@ -207,16 +222,27 @@ history_spi(const char *sql, int nargs, const Oid *argtypes, Datum *values,
 	if (keep)
 	{
 		uint64		i;
+		int			map[LG_HISTORY_NATTS];
+		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
 		MemoryContext old = MemoryContextSwitchTo(caller);
+		Datum	   *values_in = palloc(sizeof(Datum) * tupdesc->natts);
+		bool	   *nulls_in = palloc(sizeof(bool) * tupdesc->natts);
 
-		lg_history_check_tupdesc(SPI_tuptable->tupdesc, NULL);
+		lg_history_check_tupdesc(tupdesc, map);
 		for (i = 0; i < n; i++)
 		{
 			Datum	   *values_out = palloc(sizeof(Datum) * LG_HISTORY_NATTS);
 			bool	   *nulls_out = palloc(sizeof(bool) * LG_HISTORY_NATTS);
 			HeapTuple	tup = heap_copytuple(SPI_tuptable->vals[i]);
+			int			c;
 
-			heap_deform_tuple(tup, SPI_tuptable->tupdesc, values_out, nulls_out);
+			/* in history's column order, a column the table lacks NULL */
+			heap_deform_tuple(tup, tupdesc, values_in, nulls_in);
+			for (c = 0; c < LG_HISTORY_NATTS; c++)
+			{
+				values_out[c] = map[c] < 0 ? (Datum) 0 : values_in[map[c]];
+				nulls_out[c] = map[c] < 0 || nulls_in[map[c]];
+			}
 			*keep = lappend(*keep, values_out);
 			*keep = lappend(*keep, nulls_out);
 		}
@@ -404,6 +430,7 @@ lg_history_values(LgDecision *d, Datum *values, bool *nulls)
 {
 	LgSession  *s = &d->s;
 	const char *state = lg_backend_state_name(s->state);
+	const LgContext *context;
 	Datum	   *blocked;
 	int			i;
 
@@ -439,21 +466,38 @@ lg_history_values(LgDecision *d, Datum *values, bool *nulls)
 	nulls[LG_HIST_QUERY] = (s->query == NULL);
 	values[LG_HIST_DETAIL] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
 	nulls[LG_HIST_DETAIL] = (d->detail == NULL);
+	/* the invocation: of the first pin for pinned_idle, else of the transaction */
+	if (s->verdict == LG_VERDICT_PINNED_IDLE)
+		context = s->has_pins ? &s->pins.pinned_ctx : NULL;
+	else
+		context = lg_context_current(s) ? &s->pins.ctx : NULL;
+	nulls[LG_HIST_CLIENT_CONTEXT] = (context == NULL || context->len == 0);
+	values[LG_HIST_CLIENT_CONTEXT] = nulls[LG_HIST_CLIENT_CONTEXT] ? (Datum) 0 :
+		lg_context_jsonb(context);
 }
 
 /*
- * The INSERT of one row (every column but id, bound as $1...) and the types
- * of its parameters, built once from history_columns.
+ * The INSERT of one row (every column of the table but id, bound as $1...)
+ * and the types of its parameters, built once per table version from
+ * history_columns.  A table created before 1.2 has no client_context.
+ * *nparams gets the number of parameters.  Needs a transaction.
  */
 static const char *
-insert_statement(Oid *argtypes)
+insert_statement(Oid *argtypes, int *nparams)
 {
-	static char *sql = NULL;
+	static char *sql[2] = {NULL, NULL};
+	int			natts = LG_HISTORY_NATTS;
+	int			v;
 	int			i;
 
-	for (i = 1; i < LG_HISTORY_NATTS; i++)
+	if (get_attnum(lg_history_relid(), history_columns[LG_HIST_CLIENT_CONTEXT].name) ==
+		InvalidAttrNumber)
+		natts = LG_HISTORY_NATTS_1_0;
+	v = (natts == LG_HISTORY_NATTS);
+	for (i = 1; i < natts; i++)
 		argtypes[i - 1] = history_columns[i].type;
-	if (sql == NULL)
+	*nparams = natts - 1;
+	if (sql[v] == NULL)
 	{
 		StringInfoData cols;
 		StringInfoData params;
@@ -461,16 +505,16 @@ insert_statement(Oid *argtypes)
 
 		initStringInfo(&cols);
 		initStringInfo(&params);
-		for (i = 1; i < LG_HISTORY_NATTS; i++)
+		for (i = 1; i < natts; i++)
 		{
 			appendStringInfo(&cols, "%s%s", i > 1 ? ", " : "", history_columns[i].name);
 			appendStringInfo(&params, "%s$%d", i > 1 ? ", " : "", i);
 		}
-		sql = psprintf("INSERT INTO lambdaguard.history (%s) VALUES (%s) RETURNING *",
-					   cols.data, params.data);
+		sql[v] = psprintf("INSERT INTO lambdaguard.history (%s) VALUES (%s) RETURNING *",
+						  cols.data, params.data);
 		MemoryContextSwitchTo(old);
 	}
-	return sql;
+	return sql[v];
 }
 
 /*
@@ -486,7 +530,8 @@ lg_history_record(LgDecision *d, LgAction action, const char *detail)
 	bool		nulls[LG_HISTORY_NATTS];
 	char		spi_nulls[LG_HISTORY_NATTS - 1];
 	Oid			argtypes[LG_HISTORY_NATTS - 1];
-	const char *sql = insert_statement(argtypes);
+	const char *sql;
+	int			nparams;
 	List	   *row = NIL;
 	MemoryContext caller;
 	int			i;
@@ -506,10 +551,11 @@ lg_history_record(LgDecision *d, LgAction action, const char *detail)
 	}
 
 	caller = write_begin();
+	sql = insert_statement(argtypes, &nparams);
 	lg_history_values(d, values, nulls);
 	for (i = 1; i < LG_HISTORY_NATTS; i++)
 		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
-	history_spi(sql, LG_HISTORY_NATTS - 1, argtypes, values + 1, spi_nulls,
+	history_spi(sql, nparams, argtypes, values + 1, spi_nulls,
 				SPI_OK_INSERT_RETURNING, &row, NULL);
 	d->id = DatumGetInt64(((Datum *) linitial(row))[LG_HIST_ID]);
 	write_end(caller);
@@ -652,7 +698,8 @@ lg_history_import(void)
 	static const Oid mark_types[2] = {INT8OID, INT8OID};
 	static const Oid set_types[4] = {INT8OID, INT8OID, INT8OID, INT4OID};
 	Oid			argtypes[LG_HISTORY_NATTS - 1];
-	const char *insert_sql = insert_statement(argtypes);
+	const char *insert_sql;
+	int			nparams;
 	uint64		sysid = GetSystemIdentifier();
 	MemoryContext caller;
 	List	   *records;
@@ -671,6 +718,7 @@ lg_history_import(void)
 		write_end(caller);
 		return -1;
 	}
+	insert_sql = insert_statement(argtypes, &nparams);
 	records = my_records(&foreign);
 	while (records != NIL)
 	{
@@ -706,7 +754,7 @@ lg_history_import(void)
 			record_to_row(rec, values, nulls);
 			for (i = 1; i < LG_HISTORY_NATTS; i++)
 				spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
-			history_spi(insert_sql, LG_HISTORY_NATTS - 1, argtypes, values + 1,
+			history_spi(insert_sql, nparams, argtypes, values + 1,
 						spi_nulls, SPI_OK_INSERT_RETURNING, NULL, NULL);
 			n++;
 		}

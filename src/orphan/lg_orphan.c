@@ -261,6 +261,17 @@ consider(LgSession *s, LgVerdict verdict, LgAction action, TimestampTz due,
 }
 
 /*
+ * The deadline its client declared for the session's open transaction, or
+ * 0: the slot's context counts only while the transaction it was declared
+ * in (the same start) is open.
+ */
+static inline TimestampTz
+declared_deadline(const LgSession *s)
+{
+	return lg_context_current(s) ? s->pins.deadline : 0;
+}
+
+/*
  * Apply the verdict table to one session.  s->blocking must be filled for
  * the idle-in-transaction case, s->pins for the idle case.  Sets verdict,
  * the action due now (if any) and action_at: when the guard acts, or will
@@ -270,6 +281,10 @@ consider(LgSession *s, LgVerdict verdict, LgAction action, TimestampTz due,
 void
 lg_judge(LgSession *s, TimestampTz now)
 {
+	TimestampTz deadline;
+	TimestampTz due = 0;
+	int64		grace = LG_MS(lg_deadline_grace);
+
 	s->verdict = LG_VERDICT_OK;
 	s->action = LG_ACTION_NONE;
 	s->action_at = 0;
@@ -278,9 +293,19 @@ lg_judge(LgSession *s, TimestampTz now)
 	if (!s->watched)
 		return;
 
+	/*
+	 * A declared deadline comes first where it is due: it can only make a
+	 * session due earlier than the timeouts below would.
+	 */
+	deadline = declared_deadline(s);
+	if (deadline != 0)
+		due = deadline + grace;
+
 	switch (s->state)
 	{
 		case STATE_IDLEINTRANSACTION:
+			if (due != 0)
+				consider(s, LG_VERDICT_DEADLINE_PASSED, LG_ACTION_TERMINATE, due, now);
 			if (lg_blocking_timeout > 0 && s->blocking > 0)
 				consider(s, LG_VERDICT_ORPHAN_BLOCKING, LG_ACTION_TERMINATE,
 						 s->state_change + LG_MS(lg_blocking_timeout), now);
@@ -289,6 +314,15 @@ lg_judge(LgSession *s, TimestampTz now)
 						 s->state_change + LG_MS(lg_idle_in_transaction_timeout), now);
 			break;
 		case STATE_IDLEINTRANSACTION_ABORTED:
+
+			/*
+			 * Aborted after the due moment (a statement cancelled for its
+			 * deadline): terminated if still in the transaction one more
+			 * grace later.
+			 */
+			if (due != 0)
+				consider(s, LG_VERDICT_DEADLINE_PASSED, LG_ACTION_TERMINATE,
+						 s->state_change >= due ? due + grace : due, now);
 			if (lg_aborted_transaction_timeout > 0)
 				consider(s, LG_VERDICT_ORPHAN_ABORTED, LG_ACTION_TERMINATE,
 						 s->state_change + LG_MS(lg_aborted_transaction_timeout), now);
@@ -300,6 +334,13 @@ lg_judge(LgSession *s, TimestampTz now)
 						 s->state_change + LG_MS(lg_pinned_idle_timeout), now);
 			break;
 		case STATE_RUNNING:
+			if (due != 0)
+			{
+				/* cancel; terminate if still running one grace later */
+				consider(s, LG_VERDICT_DEADLINE_PASSED, LG_ACTION_TERMINATE,
+						 due + grace, now);
+				consider(s, LG_VERDICT_DEADLINE_PASSED, LG_ACTION_CANCEL, due, now);
+			}
 			if (lg_active_timeout > 0)
 			{
 				/* cancel first; terminate if still running one period later */
@@ -378,7 +419,8 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 
 	memset(&locks, 0, sizeof(locks));
 	*next_due = 0;
-	snap = lg_take_snapshot(with_text, lg_pinned_idle_timeout > 0);
+	/* the slots: pinned_idle needs their reasons, every verdict the deadlines */
+	snap = lg_take_snapshot(with_text, true);
 	*nseen = snap->nsessions;
 
 	/* the lock manager is asked only if some session could be blocking */
@@ -420,13 +462,12 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 		name = get_database_name(s->dbid);
 		strlcpy(d->db, name ? name : "", NAMEDATALEN);
 
-		/* history.pin_reasons, whatever the settings */
-		if (!d->s.has_pins)
+		/* history.pin_reasons whatever the settings, and client_context */
 		{
 			int			pid;
 			TimestampTz start;
 
-			d->s.has_pins = lg_slot_read(s->index, &pid, &start, &d->s.pins, false) &&
+			d->s.has_pins = lg_slot_read(s->index, &pid, &start, &d->s.pins, true) &&
 				pid == s->pid && start == s->backend_start;
 		}
 

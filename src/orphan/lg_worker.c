@@ -735,6 +735,8 @@ lg_worker_main(Datum main_arg)
 		{
 			long		sleep_ms = lg_naptime;
 
+			/* awake: a backend that declares a deadline now sets the latch */
+			lg_worker_wakes_at(0, MyLatch);
 			CHECK_FOR_INTERRUPTS();
 			if (ConfigReloadPending)
 			{
@@ -755,6 +757,8 @@ lg_worker_main(Datum main_arg)
 
 			if (sleep_ms > 0)
 			{
+				/* a deadline due before this wakes the worker (lg_invocation.c) */
+				lg_worker_wakes_at(GetCurrentTimestamp() + LG_MS(sleep_ms), MyLatch);
 				(void) WaitLatch(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 sleep_ms,

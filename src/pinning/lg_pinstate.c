@@ -36,6 +36,7 @@
 #include "utils/timestamp.h"
 
 #include "lg_compat.h"
+#include "lg_invocation.h"
 #include "lg_objects.h"
 #include "lg_pinstate.h"
 #include "lg_readback.h"
@@ -121,7 +122,8 @@ lg_publish(const char *pinned_by)
 	if ((me.dirty_mask == me.published_dirty && me.pin_mask == me.published_pins &&
 		 pinned_by == NULL) || !lg_shmem_ready())
 		return;
-	lg_slot_publish(me.pin_mask, me.dirty_mask, me.pinned_since, pinned_by);
+	lg_slot_publish(me.pin_mask, me.dirty_mask, me.pinned_since, pinned_by,
+					pinned_by ? lg_invocation_context() : NULL);
 	me.published_dirty = me.dirty_mask;
 	me.published_pins = me.pin_mask;
 }
@@ -180,7 +182,8 @@ lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 	}
 	me.event_mask |= bit;
 	lg_publish(pinned_by);
-	lg_event_publish(reason, hidden, first, text, len, queryid);
+	lg_event_publish(reason, hidden, first, text, len, queryid,
+					 lg_invocation_context());
 }
 
 /* An event for a change no hook saw, in the statement now running */

@@ -67,6 +67,7 @@
 #include "utils/timestamp.h"
 
 #include "lg_compat.h"
+#include "lg_context.h"
 #include "lg_settings.h"
 #include "lg_shmem.h"
 
@@ -83,6 +84,12 @@ typedef struct LgBackendSlot
 	LgReasonMask dirty_mask;	/* session state present now */
 	TimestampTz pinned_since;
 	char		pinned_by[LG_PINNED_BY_LEN];
+	LgContext	pinned_ctx;		/* the invocation of pinned_by */
+	/* the invocation of the transaction that started at ctx_xact_start */
+	TimestampTz ctx_xact_start;
+	bool		ctx_aborted;	/* it failed, and is still open */
+	TimestampTz deadline;
+	LgContext	ctx;
 } LgBackendSlot;
 
 /* One event in the ring */
@@ -97,6 +104,8 @@ typedef struct LgEventEntry
 	Oid			dbid;
 	uint16		appname_len;
 	uint16		stmt_len;
+	uint16		ctx_len;		/* then the context's pairs */
+	uint8		ctx_npairs;
 	uint8		reason;
 	bool		hidden;
 	uint8		family;
@@ -118,6 +127,10 @@ typedef struct LgShared
 
 	slock_t		worker_mutex;
 	LgWorkerInfo worker;
+
+	/* when the worker wakes next (0: it is awake), and its latch */
+	pg_atomic_uint64 worker_wake_at;
+	Latch	   *worker_latch;
 
 	/* then: slots[nslots], events[max_events], arena[arena_size] */
 } LgShared;
@@ -223,6 +236,8 @@ lg_shmem_init(void)
 			for (a = 0; a < LG_NUM_ACTIONS; a++)
 				pg_atomic_init_u64(&lg->actions[v][a], 0);
 		SpinLockInit(&lg->worker_mutex);
+		pg_atomic_init_u64(&lg->worker_wake_at, 0);
+		lg->worker_latch = NULL;
 		memset(lg_slots, 0, mul_size(lg->nslots, sizeof(LgBackendSlot)));
 		memset(lg_events, 0, mul_size(lg->max_events, sizeof(LgEventEntry)));
 		for (i = 0; i < lg->max_events; i++)
@@ -265,6 +280,22 @@ lg_require_shmem(void)
 #define SLOT_END_WRITE(slot) \
 	do { pg_write_barrier(); (slot)->changecount++; } while (0)
 
+/* Copy a context: only the bytes it uses */
+static inline void
+context_copy(LgContext *dst, const LgContext *src)
+{
+	if (src == NULL || src->len == 0)
+	{
+		dst->len = 0;
+		dst->npairs = 0;
+		return;
+	}
+	dst->npairs = src->npairs;
+	memcpy(dst->data, src->data, src->len);
+	pg_compiler_barrier();
+	dst->len = src->len;
+}
+
 /*
  * Take over this backend's slot: called before the first publish.
  */
@@ -283,6 +314,11 @@ slot_attach(void)
 	my_slot->dirty_mask = 0;
 	my_slot->pinned_since = 0;
 	my_slot->pinned_by[0] = '\0';
+	my_slot->pinned_ctx.len = 0;
+	my_slot->ctx_xact_start = 0;
+	my_slot->ctx_aborted = false;
+	my_slot->deadline = 0;
+	my_slot->ctx.len = 0;
 	SLOT_END_WRITE(my_slot);
 }
 
@@ -291,7 +327,7 @@ slot_attach(void)
  */
 void
 lg_slot_publish(LgReasonMask pin_mask, LgReasonMask dirty_mask, TimestampTz pinned_since,
-				const char *pinned_by)
+				const char *pinned_by, const LgContext *pinned_ctx)
 {
 	if (my_slot == NULL)
 	{
@@ -304,14 +340,108 @@ lg_slot_publish(LgReasonMask pin_mask, LgReasonMask dirty_mask, TimestampTz pinn
 	my_slot->dirty_mask = dirty_mask;
 	my_slot->pinned_since = pinned_since;
 	if (pinned_by)
+	{
 		strlcpy(my_slot->pinned_by, pinned_by, LG_PINNED_BY_LEN);
+		context_copy(&my_slot->pinned_ctx, pinned_ctx);
+	}
 	SLOT_END_WRITE(my_slot);
+}
+
+/*
+ * Publish the invocation context of this backend's transaction (the one
+ * that started at xact_start) and its deadline.  If the worker would wake
+ * only after the deadline falls due, wake it: it sleeps until the next
+ * session it knows of falls due, and this one it does not know yet.
+ */
+void
+lg_slot_publish_context(TimestampTz xact_start, TimestampTz deadline,
+						TimestampTz due, const LgContext *ctx)
+{
+	uint64		wake_at;
+
+	if (my_slot == NULL)
+	{
+		slot_attach();
+		if (my_slot == NULL)
+			return;
+	}
+	SLOT_BEGIN_WRITE(my_slot);
+	my_slot->ctx_xact_start = xact_start;
+	my_slot->ctx_aborted = false;
+	my_slot->deadline = deadline;
+	context_copy(&my_slot->ctx, ctx);
+	SLOT_END_WRITE(my_slot);
+
+	if (due == 0)
+		return;
+	/* pairs with the barrier in lg_worker_wakes_at(): one of us sees the other */
+	pg_memory_barrier();
+	wake_at = pg_atomic_read_u64(&lg->worker_wake_at);
+	if (wake_at == 0 || (TimestampTz) wake_at > due)
+	{
+		Latch	   *latch = lg->worker_latch;
+
+		if (latch != NULL)
+			SetLatch(latch);
+	}
+}
+
+/*
+ * The transaction of the published context ended (committed: the context
+ * is gone) or failed (aborted: it stays while the failed transaction is
+ * open; pg_stat_activity then shows no xact_start to match it by).
+ */
+void
+lg_slot_context_ended(bool aborted)
+{
+	if (my_slot == NULL)
+		return;
+	SLOT_BEGIN_WRITE(my_slot);
+	if (aborted)
+		my_slot->ctx_aborted = true;
+	else
+	{
+		my_slot->ctx_xact_start = 0;
+		my_slot->ctx_aborted = false;
+		my_slot->deadline = 0;
+	}
+	SLOT_END_WRITE(my_slot);
+}
+
+/*
+ * The worker says when it will wake next (0: it is awake and about to read
+ * every slot), and which latch wakes it.
+ */
+void
+lg_worker_wakes_at(TimestampTz when, Latch *latch)
+{
+	lg->worker_latch = latch;
+	pg_atomic_write_u64(&lg->worker_wake_at, (uint64) when);
+	pg_memory_barrier();
 }
 
 int
 lg_slot_count(void)
 {
 	return lg ? lg->nslots : 0;
+}
+
+/*
+ * Copy a context a writer may be changing: bounded, and checked for
+ * whole pairs (the change counter decides whether the copy is kept).
+ */
+static void
+context_read(LgContext *dst, const volatile LgContext *src)
+{
+	uint16		len = src->len;
+
+	if (len > sizeof(dst->data))
+		len = 0;
+	dst->npairs = src->npairs;
+	memcpy(dst->data, (const char *) src->data, len);
+	dst->len = len;
+	if (len > 0)
+		dst->data[len - 1] = '\0';
 }
 
 /*
@@ -338,8 +468,16 @@ lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPublishedPins *p
 		pins->pin_mask = slot->pin_mask;
 		pins->dirty_mask = slot->dirty_mask;
 		pins->pinned_since = slot->pinned_since;
+		pins->ctx_xact_start = slot->ctx_xact_start;
+		pins->ctx_aborted = slot->ctx_aborted;
+		pins->deadline = slot->deadline;
 		if (with_text && pins->pin_mask != 0)
+		{
 			memcpy(pins->pinned_by, slot->pinned_by, LG_PINNED_BY_LEN);
+			context_read(&pins->pinned_ctx, &slot->pinned_ctx);
+		}
+		if (with_text && pins->ctx_xact_start != 0)
+			context_read(&pins->ctx, &slot->ctx);
 		pg_read_barrier();
 		after = slot->changecount;
 		if (before == after && (before & 1) == 0)
@@ -349,7 +487,12 @@ lg_slot_read(int index, int *pid, TimestampTz *backend_start, LgPublishedPins *p
 	if (with_text && pins->pin_mask != 0)
 		pins->pinned_by[LG_PINNED_BY_LEN - 1] = '\0';
 	else
+	{
 		pins->pinned_by[0] = '\0';
+		pins->pinned_ctx.len = 0;
+	}
+	if (!with_text || pins->ctx_xact_start == 0)
+		pins->ctx.len = 0;
 	return *pid != 0;
 }
 
@@ -385,7 +528,7 @@ arena_write(uint64 pos, const char *data, Size len)
 }
 
 static void
-arena_read(uint64 pos, char *out, Size len)
+arena_read_raw(uint64 pos, char *out, Size len)
 {
 	Size		size = lg->arena_size;
 	Size		off = pos % size;
@@ -394,6 +537,13 @@ arena_read(uint64 pos, char *out, Size len)
 	memcpy(out, lg_arena + off, first);
 	if (first < len)
 		memcpy(out + first, lg_arena, len - first);
+}
+
+/* A text: out has room for its terminator */
+static void
+arena_read(uint64 pos, char *out, Size len)
+{
+	arena_read_raw(pos, out, len);
 	out[len] = '\0';
 }
 
@@ -486,8 +636,10 @@ stats_count(LgReason reason, bool hidden, bool new_for_session, TimestampTz now)
  */
 void
 lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
-				 const char *statement, int stmt_len, uint64 queryid)
+				 const char *statement, int stmt_len, uint64 queryid,
+				 const LgContext *ctx)
 {
+	uint16		ctx_len = ctx ? ctx->len : 0;
 	LgEventEntry *e;
 	const char *appname = application_name ? application_name : "";
 	Size		app_len;
@@ -531,9 +683,11 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 		} while (!pg_atomic_compare_exchange_u64(&e->seq, &old, busy));
 	}
 #endif
-	text_pos = pg_atomic_fetch_add_u64(&lg->arena_pos, app_len + stmt_len);
+	text_pos = pg_atomic_fetch_add_u64(&lg->arena_pos, app_len + stmt_len + ctx_len);
 	arena_write(text_pos, appname, app_len);
 	arena_write(text_pos + app_len, statement, stmt_len);
+	if (ctx_len > 0)
+		arena_write(text_pos + app_len + stmt_len, ctx->data, ctx_len);
 	e->at = now;
 	e->queryid = queryid;
 	e->pid = MyProcPid;
@@ -546,6 +700,8 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 	e->text_pos = text_pos;
 	e->appname_len = (uint16) app_len;
 	e->stmt_len = (uint16) stmt_len;
+	e->ctx_len = ctx_len;
+	e->ctx_npairs = ctx_len > 0 ? ctx->npairs : 0;
 	pg_write_barrier();
 	pg_atomic_write_u64(&e->seq, busy + 1);
 }
@@ -640,6 +796,10 @@ lg_events_copy(int *nevents)
 		arena_read(e.text_pos, appname, e.appname_len);
 		statement = palloc(e.stmt_len + 1);
 		arena_read(e.text_pos + e.appname_len, statement, e.stmt_len);
+		o->ctx.len = Min(e.ctx_len, sizeof(o->ctx.data));
+		o->ctx.npairs = e.ctx_npairs;
+		if (o->ctx.len > 0)
+			arena_read_raw(e.text_pos + e.appname_len + e.stmt_len, o->ctx.data, o->ctx.len);
 		pg_read_barrier();
 		claimed = pg_atomic_read_u64(&lg->arena_pos);
 #ifdef LG_RING_BROKEN
@@ -650,7 +810,11 @@ lg_events_copy(int *nevents)
 		{
 			o->appname = appname;
 			o->statement = statement;
+			if (o->ctx.len > 0)
+				o->ctx.data[o->ctx.len - 1] = '\0';
 		}
+		else
+			o->ctx.len = 0;
 		n++;
 	}
 	if (n > 1)

@@ -51,6 +51,7 @@
 #include "utils/tuplestore.h"
 
 #include "lg_compat.h"
+#include "lg_context.h"
 #include "lg_datum.h"
 #include "lg_history.h"
 #include "lg_locks.h"
@@ -283,24 +284,25 @@ static const char *const v10[] = {"1.0 and later"};
 static const char *const v10_v11[] = {"1.0", "1.1 and later"};
 static const char *const v10_v12[] = {"1.0 and 1.1", "1.2 and later"};
 
-/* 1.2 added xmin_age */
+/* 1.2 added xmin_age, client_context and deadline */
 static const Oid session_types[] = {
 	INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, BOOLOID, BOOLOID,
 	TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, INT4OID, TEXTOID,
-	TIMESTAMPTZOID, TEXTOID, INT4OID
+	TIMESTAMPTZOID, TEXTOID, INT4OID, JSONBOID, TIMESTAMPTZOID
 };
-static const int session_natts[] = {20, 21};
+static const int session_natts[] = {20, 23};
 static const LgRowShape session_shape =
 SHAPE(session_types, session_natts, v10_v12);
 
+/* 1.2 added client_context */
 static const Oid event_types[] = {
 	TIMESTAMPTZOID, INT4OID, NAMEOID, NAMEOID, TEXTOID, INETOID, TEXTOID,
-	BOOLOID, TEXTOID, INT8OID
+	BOOLOID, TEXTOID, INT8OID, JSONBOID
 };
-static const int event_natts[] = {10};
+static const int event_natts[] = {10, 11};
 static const LgRowShape event_shape =
-SHAPE(event_types, event_natts, v10);
+SHAPE(event_types, event_natts, v10_v12);
 
 /* 1.1 added hidden_events (pinning_stat_rows; 1.0's stat_rows lacks it) */
 static const Oid stat_types[] = {
@@ -424,6 +426,20 @@ lg_sessions(PG_FUNCTION_ARGS)
 			if (!nulls[20])
 				values[20] = DirectFunctionCall1(xid_age, TransactionIdGetDatum(xmin));
 		}
+		if (natts > 21)
+		{
+			/*
+			 * 1.2: the invocation of the open transaction, as its comments
+			 * declared it; the pairs follow the rule of the query text
+			 */
+			bool		mine = lg_context_current(s);
+
+			nulls[21] = !mine || s->pins.ctx.len == 0 || !may_read;
+			if (!nulls[21])
+				values[21] = lg_context_jsonb(&s->pins.ctx);
+			nulls[22] = !mine || s->pins.deadline == 0;
+			values[22] = TimestampTzGetDatum(s->pins.deadline);
+		}
 
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
@@ -444,7 +460,7 @@ event_addr(uint8 family, const unsigned char *addr, bool *isnull)
 	return DirectFunctionCall1(inet_in, CStringGetDatum(text));
 }
 
-#define EVENTS_NATTS 10
+#define EVENTS_NATTS lengthof(event_types)
 
 /*
  * lambdaguard.pinning_events: the ring, oldest first.
@@ -455,13 +471,14 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	LgEvent    *events;
+	int			natts;
 	int			n;
 	int			i;
 
 	lg_require_shmem();
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
-	check_row_shape(fcinfo, tupdesc, &event_shape);
+	natts = check_row_shape(fcinfo, tupdesc, &event_shape);
 	events = lg_events_copy(&n);
 
 	for (i = 0; i < n; i++)
@@ -488,6 +505,13 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 			nulls[8] = true;
 		values[9] = Int64GetDatum((int64) e->queryid);
 		nulls[9] = (e->queryid == 0);
+		if (natts > 10)
+		{
+			/* 1.2: the invocation of its statement, under the text's rule */
+			nulls[10] = e->ctx.len == 0 || !may_read_query(e->userid);
+			if (!nulls[10])
+				values[10] = lg_context_jsonb(&e->ctx);
+		}
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -641,6 +665,8 @@ put_history_row(Tuplestorestate *store, TupleDesc tupdesc, const int *map,
 	}
 	for (i = 0; i < LG_HISTORY_NATTS; i++)
 	{
+		if (map[i] < 0)
+			continue;			/* a column the caller's version lacks */
 		v[map[i]] = values[i];
 		n[map[i]] = nulls[i];
 	}

@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * lg_invocation.h
+ *		The invocation behind this backend's statements: the context and
+ *		deadline its client declared in sqlcommenter comments
+ *		(src/pinning/lg_invocation.c), kept for the current transaction
+ *		and published to the backend's shared slot for the worker and the
+ *		views.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LG_INVOCATION_H
+#define LG_INVOCATION_H
+
+#include "lg_context.h"
+
+/*
+ * A statement the client sent starts (lg_hooks.c): text is the whole
+ * string, the statement is [stmt, end).  Costs a few loads unless the text
+ * starts or ends like a comment.
+ */
+extern void lg_invocation_statement(const char *text, const char *stmt,
+									const char *end);
+
+/*
+ * The context of the statement running now, or else of its transaction;
+ * NULL if there is none.  For events.
+ */
+extern const LgContext *lg_invocation_context(void);
+
+#endif							/* LG_INVOCATION_H */
