@@ -165,6 +165,11 @@ function currentComment () {
   return store ? sqlComment(contextPairs(store.context, store.options)) : ''
 }
 
+// The replication commands of a walsender connection (replication=database,
+// e.g. postgres.js's sql.subscribe) have a grammar of their own that takes no
+// comment: a syntax error.  No SQL statement starts with these words.
+const REPLICATION_COMMAND = /^\s*(IDENTIFY_SYSTEM|TIMELINE_HISTORY|CREATE_REPLICATION_SLOT|DROP_REPLICATION_SLOT|READ_REPLICATION_SLOT|ALTER_REPLICATION_SLOT|START_REPLICATION|UPLOAD_MANIFEST|BASE_BACKUP)\b/i
+
 function appendComment (text, comment) {
   // a "-- ..." on the last line would swallow the comment: start a new line then
   const lastLine = text.slice(text.lastIndexOf('\n') + 1)
@@ -175,9 +180,12 @@ function appendComment (text, comment) {
 // node-postgres (and knex on it): instrumentPg(require('pg'))
 
 function commentPgQuery (config, comment) {
-  if (typeof config === 'string') return appendComment(config, comment)
-  if (!config || typeof config !== 'object' || typeof config.text !== 'string' || config.name) {
-    return config // named (prepared) statements, or nothing we can read
+  if (typeof config === 'string') {
+    return REPLICATION_COMMAND.test(config) ? config : appendComment(config, comment)
+  }
+  if (!config || typeof config !== 'object' || typeof config.text !== 'string' || config.name ||
+      REPLICATION_COMMAND.test(config.text)) {
+    return config // named (prepared) statements, replication commands, or nothing we can read
   }
   if (typeof config.submit === 'function') {
     // a Submittable (pg.Query, pg-cursor): used once, so commented in place
@@ -233,6 +241,7 @@ function instrumentPg (pg) {
 function commentPostgresQuery (q) {
   const comment = currentComment()
   if (!comment || !q.strings || !q.strings.length || q.options.prepare === true) return
+  if (REPLICATION_COMMAND.test(q.strings[0])) return
   if (q.tagged) {
     // postgres.js caches a call site's error origin keyed by its strings
     // array: read it before the array is replaced, so the cache never sees

@@ -167,3 +167,19 @@ test('knex: a builder returned unawaited from the handler runs inside the invoca
   const res = await h({}, ctx)
   assert.equal(settle(res.rows[0].query), `${SELF_TEXT} ${expectedComment(ctx)}`)
 })
+
+test('a replication connection: its commands are sent without a comment (they take none)', async () => {
+  const client = new pg.Client({ ...connection, replication: 'database' })
+  await client.connect()
+  try {
+    const ctx = fakeContext()
+    await lg.withInvocation(ctx, async () => {
+      const r = await client.query('IDENTIFY_SYSTEM')
+      assert.equal(r.rows.length, 1)
+      // plain SQL on the same connection is still commented
+      assert.equal(await selfText(client), `${SELF_TEXT} ${expectedComment(ctx)}`)
+    })
+  } finally {
+    await client.end()
+  }
+})

@@ -163,7 +163,9 @@ s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => conso
     echo "fsync = off"
     echo "synchronous_commit = off"
     echo "full_page_writes = off"
+    echo "wal_level = logical" # replication connections: their commands take no comment
 } >>"$PGDATA/postgresql.conf"
+echo "host replication postgres 127.0.0.1/32 trust" >>"$PGDATA/pg_hba.conf"
 "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$PGLOG" -w -t 60 start >/dev/null || die "postgres did not start"
 PG_STARTED=1
 log "$("$PG_BINDIR/postgres" --version) on 127.0.0.1:$PGPORT, node $(node --version), temp dir $TMP"
