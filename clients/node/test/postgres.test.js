@@ -93,6 +93,19 @@ test('sql.begin and savepoints: the queries inside carry the comment', async () 
   assert.deepEqual(seen, Array(2).fill(`${SELF_TEXT} ${want}`))
 })
 
+test('sql.reserve: the reserved connection\'s queries carry the comment', async () => {
+  const ctx = fakeContext()
+  const got = await lg.withInvocation(ctx, async () => {
+    const reserved = await sql.reserve()
+    try {
+      return settle((await reserved`SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid() AND ${1}::int = 1`)[0].query)
+    } finally {
+      reserved.release()
+    }
+  })
+  assert.equal(got, `${SELF_TEXT} AND $1::int = 1 ${expectedComment(ctx)}`)
+})
+
 test('explicitly prepared queries are left as they are: never a named statement with a comment', async () => {
   const ctx = fakeContext()
   const text = `${SELF_TEXT} AND $1::int = 4`
@@ -160,4 +173,29 @@ test('100 invocations with default options: pg_prepared_statements does not grow
   assert.equal(after.pid, [...pids][0])
   assert.equal(after.n, before + 4)
   assert.equal(after.commented, 3)
+})
+
+test('sql.subscribe inside an invocation: its replication commands are sent without a comment', async () => {
+  const sub = postgres({ host, port, user, database, max: 1, onnotice: () => {}, publications: 'lgn_pub' })
+  lg.instrumentPostgres(sub)
+  try {
+    await sub.unsafe('CREATE TABLE lgn_sub (id int PRIMARY KEY)')
+    await sub.unsafe('CREATE PUBLICATION lgn_pub FOR TABLE lgn_sub')
+    const ctx = fakeContext()
+    const row = await lg.withInvocation(ctx, async () => {
+      let got
+      const seen = new Promise(resolve => { got = resolve })
+      const { unsubscribe } = await sub.subscribe('insert:lgn_sub', r => got(r))
+      await sub`INSERT INTO lgn_sub VALUES (${7})`
+      let timer
+      const timeout = new Promise(resolve => { timer = setTimeout(resolve, 10000, 'no event within 10 s') })
+      const r = await Promise.race([seen, timeout])
+      clearTimeout(timer)
+      unsubscribe()
+      return r
+    })
+    assert.deepEqual(row, { id: 7 })
+  } finally {
+    await sub.end({ timeout: 5 })
+  }
 })
