@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of pg_lambdaguard: pg_regress, isolation, TAP, the
-# end-to-end suite (PgBouncer + Node.js clients), and the suites of the
+# end-to-end suite (PgBouncer + Node.js clients), the Node.js helper's
+# suite (clients/node), and the suites of the
 # managed edition, of monitoring and of the session-state generator, against
 # every PostgreSQL installed in Debian's layout (/usr/lib/postgresql/N), as
 # Debian's pg_buildext does, or against the pg_configs listed in PG_CONFIG
@@ -87,6 +88,11 @@ test_version() {
 	rc=0
 	PG_BINDIR="$bin" bash "$work/test/e2e/run.sh" || rc=$?
 	suite_done "$rc" e2e
+
+	lg_say "$major: the Node.js helper that comments each invocation's queries (clients/node)"
+	rc=0
+	PG_BINDIR="$bin" bash "$work/clients/node/test/run.sh" || rc=$?
+	suite_done "$rc" "clients/node"
 
 	# the other suites share one contract: run from the tree's root with
 	# PG_CONFIG set; they skip (exit 0) where that version lacks what they need
