@@ -56,9 +56,10 @@ is("$ret|$out", '0|t', '1.1: this library fills 1.1\'s sessions rows') or diag $
 
 my $o1 = lg_session($node, appname => 'lg_before_update');
 my $pid1 = $o1->pid;
-$o1->query('BEGIN; UPDATE t SET v = v + 1 WHERE id = 1;');
+# with a comment: 1.1's history has no client_context, and the row is written
+$o1->query("BEGIN; UPDATE t SET v = v + 1 WHERE id = 1 /*request_id='before-update'*/;");
 ok(lg_wait($node, "SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid1 AND action = 'terminate'", 15),
-	'1.1: the worker terminated an orphan and recorded it');
+	'1.1: the worker terminated an orphan and recorded it (a commented one: 1.1 keeps no context)');
 $o1->close;
 $node->safe_psql(
 	'postgres', q{
@@ -71,7 +72,8 @@ VALUES ('2026-11-30 12:00:00+00', 4711, 'app', 'postgres', 'lg_manual', '10.1.2.
         '2026-11-30 11:59:30+00', 'orphan_blocking', 'dry_run', 3, '{101,102}',
         '{set,listen}', 'UPDATE t SET v = 0', 'written by hand')});
 
-my $history_sql = q{SELECT coalesce(json_agg(h ORDER BY id), '[]') FROM lambdaguard.history h};
+# the rows as 1.1 has them (1.2 adds client_context, NULL for old rows)
+my $history_sql = q{SELECT coalesce(json_agg(to_jsonb(h) - 'client_context' ORDER BY id), '[]') FROM lambdaguard.history h};
 my $before = lg_sql($node, $history_sql);
 my $max_id = lg_sql($node, 'SELECT max(id) FROM lambdaguard.history');
 is(lg_sql($node, 'SELECT count(*) FROM lambdaguard.history'), '2', '1.1: two history rows');
@@ -85,6 +87,13 @@ is($ret, 0, 'ALTER EXTENSION pg_lambdaguard UPDATE succeeds') or diag $err;
 is(lg_sql($node, "SELECT extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'"),
 	'1.2', 'extversion is 1.2');
 is(lg_sql($node, $history_sql), $before, 'the old history rows are intact: same ids, same values');
+is(lg_sql($node, "SELECT count(*) FROM lambdaguard.history WHERE client_context IS NULL"), '2',
+	'the old history rows have no client_context');
+is( lg_sql($node,
+		"SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid IN ('lambdaguard.sessions'::regclass, 'lambdaguard.pinning_events'::regclass, 'lambdaguard.history'::regclass) AND attname IN ('client_context', 'deadline')"),
+	'client_context jsonb,client_context jsonb,client_context jsonb,deadline timestamp with time zone',
+	'history, pinning_events and sessions gained client_context (sessions also deadline)')
+  or diag lg_sql($node, "SELECT attrelid::regclass, attname, attnum FROM pg_attribute WHERE attname IN ('client_context', 'deadline')");
 
 is( lg_sql($node,
 		"SELECT attnum, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'lambdaguard.sessions'::regclass AND attname = 'xmin_age'"),
@@ -125,9 +134,11 @@ foreach my $v (qw(sessions standby_history metrics))
 {
 	my $o2 = lg_session($node, appname => 'lg_after_update');
 	my $pid2 = $o2->pid;
-	$o2->query('BEGIN; SELECT 1;');
+	$o2->query("BEGIN; SELECT 1 /*request_id='after-update'*/;");
 	ok(lg_wait($node, "SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid2 AND action = 'terminate'", 15),
 		'after the update: the worker terminates and records an orphan');
+	is(lg_sql($node, "SELECT client_context->>'request_id' FROM lambdaguard.history WHERE pid = $pid2"),
+		'after-update', 'after the update: its row holds the invocation context');
 	is(lg_sql($node, "SELECT id > $max_id FROM lambdaguard.history WHERE pid = $pid2"),
 		't', 'after the update: the new row comes after the old ones');
 	$o2->close;

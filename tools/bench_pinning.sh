@@ -61,6 +61,9 @@ gen() {
 				if ((i % 2)); then echo "SELECT pg_try_advisory_lock($((i % 50)))"
 				else echo "SELECT pg_advisory_unlock($(((i - 1) % 50)))"; fi ;;
 			setvar) echo "SET work_mem = '$((4096 + i % 100))kB'" ;;
+			# select1 with a sqlcommenter comment: a request id, a trace and a
+			# deadline (past: counted from now), each invocation's own
+			comment) printf "SELECT 1 /*lambdaguard_deadline='1733390523456',request_id='req-%06d',traceparent='00-0af7651916cd43dd8448eb211c%06d-b7ad6b7169203331-01'*/\n" "$i" "$i" ;;
 		esac
 	done
 }
@@ -83,7 +86,7 @@ printf '%-10s %12s %12s %9s %10s\n' workload with without ratio difference
 chmod 644 "$dir/empty.sql"
 o0=$(instr "" "$dir/empty.sql")
 w0=$(instr pg_lambdaguard "$dir/empty.sql")
-for kind in select1 point mix plpgsql advisory setvar; do
+for kind in select1 point mix plpgsql advisory setvar comment; do
 	gen "$kind" "$n" >"$dir/$kind.sql"
 	chmod 644 "$dir/$kind.sql"
 	w=$(instr pg_lambdaguard "$dir/$kind.sql")
@@ -103,3 +106,23 @@ awk -v a="$a" -v a0="$a0" -v o="$o" -v o0="$o0" -v n="$n" 'BEGIN {
 	pa = (a - a0) / n; po = (o - o0) / n
 	printf "reference: auto_explain preloaded (PG_TRY nesting only), select1: %.0f vs %.0f, %+.0f (%.2f%%)\n",
 		pa, po, pa - po, (pa - po) * 100 / po }'
+
+# The check every statement without a comment pays (lg_comment_maybe, in
+# lg_invocation_statement: it is its own function, so callgrind counts it):
+# its instructions per call over the select1 workload, and per statement
+# with a comment (reading, decoding, publishing).
+percall() {
+	local script=$1 out=$dir/callgrind.out
+	lg_as_server_user rm -rf "$data" "$out"
+	lg_as_server_user cp -a "$dir/template" "$data"
+	lg_as_server_user valgrind --tool=callgrind --callgrind-out-file="$out" \
+		"$LG_PG_BIN/postgres" --single -D "$data" -c shared_preload_libraries=pg_lambdaguard \
+		postgres <"$script" >/dev/null 2>&1
+	callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
+		awk '/lg_invocation_statement/ { gsub(",", "", $1); print $1; exit }'
+}
+for kind in select1 comment; do
+	ir=$(percall "$dir/$kind.sql")
+	awk -v k="$kind" -v ir="${ir:-0}" -v n="$n" 'BEGIN {
+		printf "invocation context, %s: lg_invocation_statement %.1f instructions per statement (inclusive)\n", k, ir / n }'
+done

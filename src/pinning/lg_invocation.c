@@ -91,7 +91,8 @@ statement_comment(const char *text, const char *stmt, const char *end)
 	TimestampTz xact_start;
 	TimestampTz due = 0;
 
-	if (MyBackendType != B_BACKEND || IsParallelWorker() || !IsTransactionState())
+	/* a client's statement: not a background worker's (pg_cron's jobs) */
+	if (MyBackendType == B_BG_WORKER || IsParallelWorker() || !IsTransactionState())
 		return;
 	if (portal != NULL && portal->prepStmtName != NULL &&
 		portal->prepStmtName[0] != '\0')

@@ -15,6 +15,8 @@
 //     user, pg_prepared_statements, pg_class of pg_my_temp_schema(),
 //     pg_cursors, pg_listening_channels(), pg_locks, currval()), and
 //   - the events the step recorded with the statements it ran.
+// Half the statements carry a sqlcommenter comment (leading or trailing,
+// well-formed or hostile): the comment must never change either.
 // A disagreement is shrunk to a minimal sequence of steps and printed.
 const { Client } = require('pg');
 
@@ -204,8 +206,30 @@ function wrapperFor(a, inTx) {
 	return pick(w);
 }
 
+// A sqlcommenter comment for a statement, or none; deadlines far enough
+// away that no watched session could fall due (the fuzzed role is a
+// superuser, never watched, anyway)
+function drawComment() {
+	if (random() < 0.5) return null;
+	const tp = `00-${'0af7651916cd43dd8448eb211c80319c'}-${'b7ad6b7169203331'}-01`;
+	const text = pick([
+		`/*request_id='fz-${n3()}',traceparent='${tp}'*/`,
+		`/* request_id='fz-${n3()}', lambdaguard_deadline='${Date.now() + 600000}' */`,
+		`/*route='%2Fpay%3Fx%3D1',who='O\\'Brien'*/`,
+		"/*a='%FF'*/",
+		"/*a='x' /*b='nested'*/ */",
+		"/*a='unterminated*/",
+		`/*a='${'x'.repeat(5000)}'*/`,
+		'/* a plain comment */',
+	]);
+	return { text, lead: random() < 0.5 };
+}
+
 function render(step) {
-	return step.map((x) => (x.wrap && x.wrap !== 'simple' ? `${x.sql}  -- ${x.wrap}` : x.sql)).join('\n');
+	return step.map((x) => {
+		const sql = x.comment ? textOf({ ...x, wrap: 'simple' }) : x.sql;
+		return x.wrap && x.wrap !== 'simple' ? `${sql}  -- ${x.wrap}` : sql;
+	}).join('\n');
 }
 
 function drawStep() {
@@ -219,6 +243,7 @@ function drawStep() {
 			let a;
 			do a = pick(actions)(); while (a.notx || (a.rare && random() < 0.8));
 			a.wrap = wrapperFor(a, true);
+			a.comment = drawComment();
 			step.push(a);
 			if (sp && random() < 0.4) { step.push({ sql: 'ROLLBACK TO SAVEPOINT fz_sp' }); sp = false; }
 		}
@@ -228,15 +253,19 @@ function drawStep() {
 	let a;
 	do a = pick(actions)(); while (a.tx || (a.rare && random() < 0.8));
 	a.wrap = wrapperFor(a, false);
+	a.comment = drawComment();
 	return [a];
 }
 
 function textOf(a) {
+	let text;
 	switch (a.wrap) {
-		case 'do': return `DO $fz$ BEGIN EXECUTE $q$${a.sql}$q$; END $fz$`;
-		case 'func': return `SELECT fz_exec($q$${a.sql}$q$)`;
-		default: return a.sql;
+		case 'do': text = `DO $fz$ BEGIN EXECUTE $q$${a.sql}$q$; END $fz$`; break;
+		case 'func': text = `SELECT fz_exec($q$${a.sql}$q$)`; break;
+		default: text = a.sql;
 	}
+	if (!a.comment) return text;
+	return a.comment.lead ? `${a.comment.text} ${text}` : `${text} ${a.comment.text}`;
 }
 
 // Run one action on the fuzzed connection; true if it succeeded
