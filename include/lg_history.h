@@ -50,8 +50,8 @@ typedef enum LgHistoryColumn
 extern Oid	lg_history_relid(void);
 extern int	lg_history_check_tupdesc(TupleDesc tupdesc, int *map);
 extern void lg_history_values(LgDecision *d, Datum *values, bool *nulls);
-extern void lg_history_record(LgDecision *d, LgAction action, const char *detail);
-extern void lg_history_correct(LgDecision *d, LgAction action, const char *detail);
+extern void lg_history_record_all(List *decisions);
+extern void lg_history_correct_all(List *decisions);
 extern void lg_history_purge(void);
 extern List *lg_history_fetch(const int64 *ids, int nids);
 extern List *lg_history_journal_rows(void);

@@ -5,10 +5,11 @@
  *		decision.
  *
  * The rule this file keeps: a decision's row is committed before its
- * signal.  lg_history_record() writes the row in a short transaction of its
- * own and commits it; only then does lg_act() signal, and an outcome that
- * differs from the row (skipped, failed) is written afterwards, again in a
- * transaction of its own.  No error, cancel, shutdown or ROLLBACK that comes
+ * signal.  lg_history_record_all() writes the rows of one scan's decisions
+ * in a short transaction of its own and commits them together (one WAL
+ * flush for a burst); only then does lg_act_all() signal, and an outcome
+ * that differs from a row (skipped, failed) is written afterwards, again in
+ * a transaction of its own.  No error, cancel, shutdown or ROLLBACK that comes
  * later can take back a row whose signal was sent.  The purge, too, runs in
  * its own transaction.  After each commit the worker reports its table
  * statistics, so that autovacuum sees the inserts and deletes (as
@@ -517,87 +518,114 @@ insert_statement(Oid *argtypes, int *nparams)
 	return sql[v];
 }
 
-/*
- * Write and commit the decision's row with this action.  Called by the
- * worker outside any transaction; on return the row is durable and visible.
- * In recovery the row goes to the journal instead, fsynced before this
- * returns, and d->id is minus its seq.
- */
-void
-lg_history_record(LgDecision *d, LgAction action, const char *detail)
+/* Insert one decision's row, in the caller's write transaction */
+static void
+insert_row(LgDecision *d, const char *sql, int nparams, const Oid *argtypes)
 {
 	Datum		values[LG_HISTORY_NATTS];
 	bool		nulls[LG_HISTORY_NATTS];
 	char		spi_nulls[LG_HISTORY_NATTS - 1];
+	List	   *row = NIL;
+	int			i;
+
+	lg_history_values(d, values, nulls);
+	for (i = 1; i < LG_HISTORY_NATTS; i++)
+		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
+	history_spi(sql, nparams, (Oid *) argtypes, values + 1, spi_nulls,
+				SPI_OK_INSERT_RETURNING, &row, NULL);
+	d->id = DatumGetInt64(((Datum *) linitial(row))[LG_HIST_ID]);
+}
+
+/*
+ * Write and commit the rows of these decisions (a List of LgDecision *),
+ * each with its d->action and d->detail, in one transaction: one commit,
+ * one WAL flush, however many.  Called by the worker outside any
+ * transaction; on return every row is durable and visible.  In recovery
+ * the rows go to the journal instead, each fsynced before this returns,
+ * and d->id is minus its seq.
+ */
+void
+lg_history_record_all(List *decisions)
+{
 	Oid			argtypes[LG_HISTORY_NATTS - 1];
 	const char *sql;
 	int			nparams;
-	List	   *row = NIL;
 	MemoryContext caller;
-	int			i;
+	ListCell   *lc;
 
-	d->action = action;
-	d->detail = detail;
-	d->at = GetCurrentTimestamp();
+	if (decisions == NIL)
+		return;
+	foreach(lc, decisions)
+		((LgDecision *) lfirst(lc))->at = GetCurrentTimestamp();
 
 	if (RecoveryInProgress())
 	{
 		writing = true;
-		lg_history_values(d, values, nulls);
-		d->id = -lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
-								   row_to_fields(values, nulls), 0);
+		foreach(lc, decisions)
+		{
+			LgDecision *d = (LgDecision *) lfirst(lc);
+			Datum		values[LG_HISTORY_NATTS];
+			bool		nulls[LG_HISTORY_NATTS];
+
+			lg_history_values(d, values, nulls);
+			d->id = -lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
+									   row_to_fields(values, nulls), 0);
+		}
 		writing = false;
 		return;
 	}
 
 	caller = write_begin();
 	sql = insert_statement(argtypes, &nparams);
-	lg_history_values(d, values, nulls);
-	for (i = 1; i < LG_HISTORY_NATTS; i++)
-		spi_nulls[i - 1] = nulls[i] ? 'n' : ' ';
-	history_spi(sql, nparams, argtypes, values + 1, spi_nulls,
-				SPI_OK_INSERT_RETURNING, &row, NULL);
-	d->id = DatumGetInt64(((Datum *) linitial(row))[LG_HIST_ID]);
+	foreach(lc, decisions)
+		insert_row((LgDecision *) lfirst(lc), sql, nparams, argtypes);
 	write_end(caller);
 }
 
 /*
- * The signal went otherwise than the committed row says: record the
- * outcome, in a transaction of its own.
+ * The signals went otherwise than the committed rows say: record each
+ * decision's outcome (its d->action and d->detail now), in one transaction
+ * of its own.
  */
 void
-lg_history_correct(LgDecision *d, LgAction action, const char *detail)
+lg_history_correct_all(List *decisions)
 {
 	static const Oid argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	MemoryContext caller;
+	MemoryContext caller = NULL;
+	ListCell   *lc;
 
-	d->action = action;
-	d->detail = detail;
-	if (d->id < 0)
+	foreach(lc, decisions)
 	{
-		/* a journal record: its later version, with the same seq */
-		Datum		row[LG_HISTORY_NATTS];
-		bool		rownulls[LG_HISTORY_NATTS];
+		LgDecision *d = (LgDecision *) lfirst(lc);
+		Datum		values[3];
+		char		nulls[3] = {' ', ' ', ' '};
 
-		writing = true;
-		lg_history_values(d, row, rownulls);
-		(void) lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
-								 row_to_fields(row, rownulls), -d->id);
-		writing = false;
-		return;
+		if (d->id < 0)
+		{
+			/* a journal record: its later version, with the same seq */
+			Datum		row[LG_HISTORY_NATTS];
+			bool		rownulls[LG_HISTORY_NATTS];
+
+			writing = true;
+			lg_history_values(d, row, rownulls);
+			(void) lg_journal_append(d->at, LG_JOURNAL_NFIELDS,
+									 row_to_fields(row, rownulls), -d->id);
+			writing = false;
+			continue;
+		}
+		if (caller == NULL)
+			caller = write_begin();
+		values[0] = Int64GetDatum(d->id);
+		values[1] = CStringGetTextDatum(lg_action_names[d->action]);
+		values[2] = d->detail ? CStringGetTextDatum(d->detail) : (Datum) 0;
+		if (d->detail == NULL)
+			nulls[2] = 'n';
+		history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 "
+					"WHERE id OPERATOR(pg_catalog.=) $1",
+					3, argtypes, values, nulls, SPI_OK_UPDATE, NULL, NULL);
 	}
-	caller = write_begin();
-	values[0] = Int64GetDatum(d->id);
-	values[1] = CStringGetTextDatum(lg_action_names[action]);
-	values[2] = detail ? CStringGetTextDatum(detail) : (Datum) 0;
-	if (detail == NULL)
-		nulls[2] = 'n';
-	history_spi("UPDATE lambdaguard.history SET action = $2, detail = $3 "
-				"WHERE id OPERATOR(pg_catalog.=) $1",
-				3, argtypes, values, nulls, SPI_OK_UPDATE, NULL, NULL);
-	write_end(caller);
+	if (caller != NULL)
+		write_end(caller);
 }
 
 /*

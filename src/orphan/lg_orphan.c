@@ -15,10 +15,10 @@
  *					decisions: the names, locks held, sessions blocked and
  *					pinning reasons that their history rows will hold, and
  *					whether the caller of scan(false) may signal them.
- *	4. recorded:	lg_act() commits the decision's lambdaguard.history row
- *					(lg_history.c) before anything is signalled; on a hot
- *					standby it fsyncs the record of its journal instead
- *					(lg_journal.c),
+ *	4. recorded:	lg_act_all() commits the lambdaguard.history rows of a
+ *					scan's decisions together (lg_history.c) before anything
+ *					is signalled; on a hot standby it fsyncs the records of
+ *					its journal instead (lg_journal.c),
  *	5. re-checked:	reads the backend's live status once more: same pid,
  *					same backend start, same state since the same moment,
  *	6. signalled:	and signals it, with interrupts held from the commit to
@@ -419,8 +419,8 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 
 	memset(&locks, 0, sizeof(locks));
 	*next_due = 0;
-	/* the slots: pinned_idle needs their reasons, every verdict the deadlines */
-	snap = lg_take_snapshot(with_text, true);
+	/* the slots are read below, only for the sessions that need them */
+	snap = lg_take_snapshot(with_text, false);
 	*nseen = snap->nsessions;
 
 	/* the lock manager is asked only if some session could be blocking */
@@ -446,6 +446,19 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 		LgDecision *d;
 		char	   *name;
 
+		/*
+		 * A watched session's slot: its reasons for pinned_idle, its
+		 * deadline in a transaction.  Idle sessions need none while
+		 * pinned_idle is off: the common case of many idle connections.
+		 */
+		if (s->watched && (s->state != STATE_IDLE || lg_pinned_idle_timeout > 0))
+		{
+			int			pid;
+			TimestampTz start;
+
+			s->has_pins = lg_slot_read(s->index, &pid, &start, &s->pins, false) &&
+				pid == s->pid && start == s->backend_start;
+		}
 		lg_judge(s, now);
 		look = next_look(s, now);
 		if (look != 0 && (*next_due == 0 || look < *next_due))
@@ -532,70 +545,106 @@ recheck(LgSession *d, const char **why)
  */
 
 /*
- * Signal the session, in a transaction of its own (pg_signal_backend reads
- * the catalogs), if the live re-check still agrees.  Returns the outcome.
+ * Signal the session if the live re-check still agrees; the caller has a
+ * transaction open (pg_signal_backend reads the catalogs).  Returns the
+ * outcome.
  */
 static LgAction
 recheck_and_signal(LgDecision *d, const char **why)
 {
-	MemoryContext mcxt = CurrentMemoryContext;
-	LgAction	outcome = d->action;
 	Datum		ok;
 
+	if (!recheck(&d->s, why))
+		return LG_ACTION_SKIPPED;
+	if (d->action == LG_ACTION_CANCEL)
+		ok = DirectFunctionCall1(pg_cancel_backend, Int32GetDatum(d->s.pid));
+	else
+		ok = LG_TERMINATE_BACKEND(d->s.pid);
+	if (!DatumGetBool(ok))
+	{
+		*why = "the process could not be signalled";
+		return LG_ACTION_FAILED;
+	}
+	return d->action;
+}
+
+static inline bool
+is_signal(LgAction action)
+{
+	return action == LG_ACTION_TERMINATE || action == LG_ACTION_CANCEL;
+}
+
+/*
+ * Carry out the decisions of one scan (a List of LgDecision *): the one
+ * routine through which every signal goes, for the worker's own scans and
+ * for scan(false) alike.  Called by the worker outside any transaction.
+ * On return each d->action says what was done.
+ *
+ * Each decision is re-checked first (a session that changed gets a
+ * "skipped" row, a dry run a "dry_run" row, one the caller may not signal
+ * a "failed" row); then every row is committed together (lg_history_
+ * record_all: one WAL flush for a burst; on a standby, each journal record
+ * fsynced); then each session is re-checked once more, right before its
+ * signal, and signalled, with interrupts held from the commit to the last
+ * signal, so that a shutdown or a recovery-conflict cancel leaves at worst
+ * a record whose signal was not sent, never a signal without its record.
+ * Outcomes other than the rows' are written afterwards (lg_history_
+ * correct_all).  One LOG line each.
+ */
+void
+lg_act_all(List *decisions)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	List	   *corrected = NIL;
+	ListCell   *lc;
+
+	if (decisions == NIL)
+		return;
+	foreach(lc, decisions)
+	{
+		LgDecision *d = (LgDecision *) lfirst(lc);
+		const char *why = NULL;
+
+		d->detail = NULL;
+		if (!recheck(&d->s, &why))
+		{
+			d->action = LG_ACTION_SKIPPED;
+			d->detail = why;
+		}
+		else if (d->action != LG_ACTION_DRY_RUN && d->denied != NULL)
+		{
+			d->action = LG_ACTION_FAILED;
+			d->detail = d->denied;
+		}
+	}
+	lg_history_record_all(decisions);
+
+	HOLD_INTERRUPTS();
 	StartTransactionCommand();
 	MemoryContextSwitchTo(mcxt);
-	if (!recheck(&d->s, why))
-		outcome = LG_ACTION_SKIPPED;
-	else
+	foreach(lc, decisions)
 	{
-		if (d->action == LG_ACTION_CANCEL)
-			ok = DirectFunctionCall1(pg_cancel_backend, Int32GetDatum(d->s.pid));
-		else
-			ok = LG_TERMINATE_BACKEND(d->s.pid);
-		if (!DatumGetBool(ok))
+		LgDecision *d = (LgDecision *) lfirst(lc);
+		const char *why = NULL;
+		LgAction	outcome;
+
+		if (!is_signal(d->action))
+			continue;
+		outcome = recheck_and_signal(d, &why);
+		if (outcome != d->action)
 		{
-			outcome = LG_ACTION_FAILED;
-			*why = "the process could not be signalled";
+			d->action = outcome;
+			d->detail = why;
+			corrected = lappend(corrected, d);
 		}
 	}
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(mcxt);
-	return outcome;
-}
+	RESUME_INTERRUPTS();
 
-/*
- * Carry out one decision: the one routine through which every signal goes,
- * for the worker's own scans and for scan(false) alike.  Called by the
- * worker outside any transaction.  Returns what was done (d->action).
- *
- * The row is committed first (lg_history_record; on a standby, the journal
- * record fsynced); from there to the signal, interrupts are held, so that a
- * shutdown or a recovery-conflict cancel leaves at worst a record whose
- * signal was not sent, never a signal without its record.
- */
-LgAction
-lg_act(LgDecision *d)
-{
-	const char *why = NULL;
-	LgAction	outcome;
-
-	if (!recheck(&d->s, &why))
-		lg_history_record(d, LG_ACTION_SKIPPED, why);
-	else if (d->action == LG_ACTION_DRY_RUN)
-		lg_history_record(d, LG_ACTION_DRY_RUN, NULL);
-	else if (d->denied != NULL)
-		lg_history_record(d, LG_ACTION_FAILED, d->denied);
-	else
-	{
-		lg_history_record(d, d->action, NULL);
-		HOLD_INTERRUPTS();
-		outcome = recheck_and_signal(d, &why);
-		RESUME_INTERRUPTS();
-		if (outcome != d->action)
-			lg_history_correct(d, outcome, why);
-	}
-	lg_log_decision(d);
-	return d->action;
+	lg_history_correct_all(corrected);
+	foreach(lc, decisions)
+		lg_log_decision((LgDecision *) lfirst(lc));
 }
 
 /*

@@ -2,7 +2,7 @@
  *
  * lg_worker.c
  *		The background worker: the one process that signals.  It scans,
- *		acts on what is due (lg_act), holds the storm brake, runs
+ *		acts on what is due (lg_act_all), holds the storm brake, runs
  *		scan(false) on its callers' behalf, and sleeps until the next
  *		session falls due (at most lambdaguard.naptime).
  *
@@ -273,12 +273,13 @@ static int	sent_n = 0;
 static int	sent_next = 0;
 
 /*
- * Does the brake hold now?  If so, *free_at is when the next signal may go.
+ * How many signals may go now?  When none, *free_at is when the next may.
  */
-static bool
-brake_holds(TimestampTz now, TimestampTz *free_at)
+static int
+brake_free(TimestampTz now, TimestampTz *free_at)
 {
-	TimestampTz oldest;
+	int			used = 0;
+	int			i;
 
 	if (sent_cap != lg_max_terminations)
 	{
@@ -297,13 +298,18 @@ brake_holds(TimestampTz now, TimestampTz *free_at)
 		sent_n = keep;
 		sent_next = keep % sent_cap;
 	}
-	if (sent_n < sent_cap)
-		return false;
-	oldest = sent[sent_next];	/* the ring is full: next is the oldest */
-	if (now - oldest >= LG_MS(lg_naptime))
-		return false;
-	*free_at = oldest + LG_MS(lg_naptime);
-	return true;
+	/* the signals sent within the last naptime: the newest ones */
+	for (i = 0; i < sent_n; i++)
+	{
+		TimestampTz t = sent[(sent_next - 1 - i + sent_cap) % sent_cap];
+
+		if (now - t >= LG_MS(lg_naptime))
+			break;
+		used++;
+	}
+	if (used == sent_cap)
+		*free_at = sent[sent_next] + LG_MS(lg_naptime);	/* full: the oldest */
+	return sent_cap - used;
 }
 
 static void
@@ -407,7 +413,11 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	bool		braked = false;
 	bool		ready;
 	List	   *decisions = NIL;
+	List	   *todo = NIL;
+	List	   *planned = NIL;
 	ListCell   *lc;
+	ListCell   *lp;
+	int			free_now;
 	instr_time	start,
 				elapsed;
 	long		sleep_ms = longest_sleep();
@@ -428,25 +438,44 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 				 "lambdaguard.history does not exist in database \"%s\"", lg_database);
 
 	prune_acted();
+
+	/*
+	 * What is acted on now: what was not done already, and no more signals
+	 * than the brake lets go; the others wait, with no row, for a later scan.
+	 */
+	free_now = brake_free(GetCurrentTimestamp(), &free_at);
 	foreach(lc, decisions)
 	{
 		LgDecision *d = (LgDecision *) lfirst(lc);
-		LgAction	planned = d->action;
 
-		if (!OidIsValid(caller) && already_acted(&d->s, planned))
+		if (!OidIsValid(caller) && already_acted(&d->s, d->action))
 			continue;
-		if ((planned == LG_ACTION_TERMINATE || planned == LG_ACTION_CANCEL) &&
-			d->denied == NULL && brake_holds(GetCurrentTimestamp(), &free_at))
+		if ((d->action == LG_ACTION_TERMINATE || d->action == LG_ACTION_CANCEL) &&
+			d->denied == NULL)
 		{
-			braked = true;
-			continue;
+			if (free_now == 0)
+			{
+				braked = true;
+				continue;
+			}
+			free_now--;
 		}
+		planned = lappend_int(planned, d->action);
+		todo = lappend(todo, d);
+	}
 
-		/*
-		 * Every signal counts for the brake; the worker's figures count its
-		 * own scans only (scan(false) acts for its caller).
-		 */
-		switch (lg_act(d))
+	/* rows committed together, then the signals (lg_orphan.c) */
+	lg_act_all(todo);
+
+	/*
+	 * Every signal counts for the brake; the worker's figures count its own
+	 * scans only (scan(false) acts for its caller).
+	 */
+	forboth(lc, todo, lp, planned)
+	{
+		LgDecision *d = (LgDecision *) lfirst(lc);
+
+		switch (d->action)
 		{
 			case LG_ACTION_TERMINATE:
 				brake_count(GetCurrentTimestamp());
@@ -463,7 +492,7 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 				break;
 		}
 		info.orphans_found += !OidIsValid(caller);
-		remember_acted(&d->s, planned);
+		remember_acted(&d->s, (LgAction) lfirst_int(lp));
 		if (ids)
 			ids[(*nids)++] = d->id;
 	}
