@@ -932,8 +932,11 @@ $$;
  * The earliest deadline and the context of each open transaction, kept
  * across scans: pg_stat_activity shows only a session's last statement.
  * One row per transaction (pid, backend start, transaction start) that
- * carried a comment; query_start is the last statement read into it.
- * Rows of ended transactions are removed by the next scan.
+ * carried a comment; query_start is the last statement of it a scan saw.
+ * An aborted transaction shows no xact_start: it is the row whose last
+ * statement is the one that failed (seen by a scan while it ran: a cancel
+ * of this guard, or a slow statement).  Rows of ended transactions are
+ * removed by the next scan.
  */
 CREATE UNLOGGED TABLE lambdaguard.transaction_context (
     pid            int NOT NULL,
@@ -964,10 +967,10 @@ $$;
 
 /*
  * Read the last statement of every open transaction into
- * transaction_context (the earliest deadline, the first context), and
- * remove the rows of transactions that ended.  Called by each scan that
- * acts (plan(false)), as the owner of the table; a statement already read
- * is not read again.
+ * transaction_context (the earliest deadline, the first context; the last
+ * statement seen of a transaction already kept), and remove the rows of
+ * transactions that ended.  Called by each scan that acts (plan(false)),
+ * as the owner of the table; a statement already read is not read again.
  */
 CREATE FUNCTION lambdaguard.remember_contexts()
 RETURNS void
@@ -980,11 +983,13 @@ BEGIN
         SELECT s.pid, s.backend_start, s.xact_start, s.query_start, s.query
           FROM pg_stat_activity s
          WHERE s.backend_type = 'client backend' AND s.pid <> pg_backend_pid()
-           AND s.xact_start IS NOT NULL AND s.query_start >= s.xact_start
+           AND ((s.xact_start IS NOT NULL AND s.query_start >= s.xact_start)
+                OR s.state = 'idle in transaction (aborted)')
     ), ended AS (
         DELETE FROM lambdaguard.transaction_context t
          WHERE NOT EXISTS (SELECT FROM a WHERE a.pid = t.pid AND a.backend_start = t.backend_start
-                                            AND a.xact_start = t.xact_start)
+                                            AND (a.xact_start = t.xact_start
+                                                 OR (a.xact_start IS NULL AND a.query_start = t.query_start)))
     )
     INSERT INTO lambdaguard.transaction_context AS t
            (pid, backend_start, xact_start, query_start, client_context, deadline)
@@ -994,8 +999,8 @@ BEGIN
         ON o.pid = a.pid AND o.backend_start = a.backend_start AND o.xact_start = a.xact_start
      CROSS JOIN LATERAL lambdaguard.comment_context(a.query, lambdaguard.query_complete(a.query),
                                                     a.query_start) p
-     WHERE o.query_start IS DISTINCT FROM a.query_start
-       AND (p.client_context IS NOT NULL OR p.deadline IS NOT NULL)
+     WHERE a.xact_start IS NOT NULL AND o.query_start IS DISTINCT FROM a.query_start
+       AND (o.pid IS NOT NULL OR p.client_context IS NOT NULL OR p.deadline IS NOT NULL)
     ON CONFLICT (pid, backend_start, xact_start) DO UPDATE
        SET query_start = excluded.query_start,
            client_context = coalesce(t.client_context, excluded.client_context),
@@ -1084,18 +1089,28 @@ BEGIN
          WHERE s.backend_type = 'client backend'
     ), a AS MATERIALIZED (
         -- the transaction's context: what the scans kept, and the last
-        -- statement's comment unless it was read already
+        -- statement's comment unless it was read already (an aborted
+        -- transaction shows no xact_start: its kept row is the one whose
+        -- last statement failed)
         SELECT a0.*,
+               coalesce(a0.xact_start, k.xact_start) AS txn,
                coalesce(k.client_context, p.client_context) AS ctx,
                least(k.deadline, p.deadline) AS declared
           FROM a0
-          LEFT JOIN lambdaguard.transaction_context k
-            ON k.pid = a0.pid AND k.backend_start = a0.backend_start AND k.xact_start = a0.xact_start
+          LEFT JOIN LATERAL (
+              SELECT k.* FROM lambdaguard.transaction_context k
+               WHERE k.pid = a0.pid AND k.backend_start = a0.backend_start
+                 AND (k.xact_start = a0.xact_start
+                      OR (a0.state = 'idle in transaction (aborted)' AND a0.xact_start IS NULL
+                          AND k.query_start = a0.query_start))
+               LIMIT 1
+          ) k ON true
           LEFT JOIN LATERAL (
               SELECT x.client_context, x.deadline
                 FROM lambdaguard.comment_context(a0.query, lambdaguard.query_complete(a0.query),
                                                  a0.query_start) x
-               WHERE a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start
+               WHERE ((a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start)
+                      OR a0.state = 'idle in transaction (aborted)')
                  AND k.query_start IS DISTINCT FROM a0.query_start
           ) p ON true
     ), dl AS (
@@ -1107,7 +1122,7 @@ BEGIN
                    * CASE WHEN a.state <> 'active' AND EXISTS (
                               SELECT FROM lambdaguard.history h
                                WHERE h.pid = a.pid AND h.backend_start = a.backend_start
-                                 AND h.xact_start = a.xact_start AND h.verdict = 'deadline_passed'
+                                 AND h.xact_start = a.txn AND h.verdict = 'deadline_passed'
                                  AND h.action = 'cancel')
                           THEN 2 ELSE 1 END AS due,
                a.declared + c.deadline_grace_ms * interval '1 ms'
@@ -1208,8 +1223,8 @@ BEGIN
                                                      w.due_cancel, w.due_deadline]) x)
            END,
            w.query,
-           CASE WHEN w.xact_start IS NOT NULL THEN w.ctx END,
-           CASE WHEN w.xact_start IS NOT NULL THEN w.declared END
+           CASE WHEN w.txn IS NOT NULL OR w.state = 'idle in transaction (aborted)' THEN w.ctx END,
+           CASE WHEN w.txn IS NOT NULL OR w.state = 'idle in transaction (aborted)' THEN w.declared END
       FROM w;
 END
 $$;

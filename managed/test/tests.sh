@@ -867,7 +867,7 @@ is "a whole text: its trailing comment is read; sessions shows the context and t
 	"$(A -c "SELECT client_context->>'request_id', deadline > now() + interval '9 min', verdict, action_at <= deadline + interval '1 s' FROM lambdaguard.sessions WHERE pid = $ptr")" \
 	"req-whole|t|ok|t"
 is "sessions shows no context for a session not in a transaction" \
-	"$(A -c "SELECT count(*) FILTER (WHERE client_context IS NOT NULL OR deadline IS NOT NULL) FROM lambdaguard.sessions WHERE xact_start IS NULL")" 0
+	"$(A -c "SELECT count(*) FILTER (WHERE client_context IS NOT NULL OR deadline IS NOT NULL) FROM lambdaguard.sessions WHERE state = 'idle'")" 0
 close tr
 
 # PgBouncer (transaction mode) with room for the concurrent transactions below
@@ -892,6 +892,9 @@ spid() {
 	S -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%request_id=''$1''%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
 }
 now_ms() { date +%s%3N; }
+# hreq REQUEST-ID COLUMNS: its history rows (a pooled server session serves
+# several clients: its pid alone does not name one)
+hreq() { A -c "SELECT $2 FROM lambdaguard.history WHERE client_context->>'request_id' = '$1' ORDER BY id"; }
 tp=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
 
 A -c "SELECT cron.schedule('lambdaguard', '* * * * *', 'CALL lambdaguard.run()')" >/dev/null
@@ -941,9 +944,10 @@ send dC "COMMIT;"
 wait_for "A terminated" "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ${pA:-0}" 10 &&
 	ok "A: terminated although idle_in_transaction_timeout is 60 s" || not_ok "A: terminated although idle_in_transaction_timeout is 60 s"
 is "A: its history row: verdict deadline_passed, action terminate, its request id and traceparent" \
-	"$(hist "${pA:-0}" "verdict, action, state, client_context->>'request_id', client_context->>'traceparent', client_context->>'lambdaguard_deadline'")" \
-	"deadline_passed|terminate|idle in transaction|req-A|$tp|$dA"
-lagA=$(A -c "SELECT round(extract(epoch FROM at - to_timestamp($dA / 1000.0)) * 1000) FROM lambdaguard.history WHERE pid = ${pA:-0} AND action = 'terminate'")
+	"$(hreq req-A "verdict, action, state, pid = ${pA:-0}, client_context->>'traceparent', client_context->>'lambdaguard_deadline'")" \
+	"deadline_passed|terminate|idle in transaction|t|$tp|$dA"
+lagA=$(A -c "SELECT round(extract(epoch FROM at - to_timestamp($dA / 1000.0)) * 1000) FROM lambdaguard.history
+             WHERE client_context->>'request_id' = 'req-A' AND action = 'terminate'")
 echo "# A: terminated ${lagA:-?} ms after its deadline (grace $grace ms, naptime 1000 ms)"
 if [ -n "$lagA" ] && [ "$lagA" -ge "$grace" ] && [ "$lagA" -le $((grace + 3500)) ]; then
 	ok "A: acted between deadline + grace and deadline + grace + naptime + pg_cron's start (3.5 s)"
@@ -954,25 +958,25 @@ like "A: one LOG line names the verdict" "$(grep "terminated pid ${pA:-0} " "$LO
 	"admin@postgres/pg_cron .*terminated pid ${pA:-0} \(role app, database postgres, application \"dA\", client 127.0.0.1\): verdict deadline_passed, idle in transaction for"
 wait_for "B terminated" "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ${pB:-0}" 10
 is "B: the earliest deadline held after a statement without a comment and one declaring a later deadline" \
-	"$(hist "${pB:-0}" "verdict, action, query, client_context->>'request_id', at >= to_timestamp(($dB + $grace) / 1000.0)")" \
-	"deadline_passed|terminate|SELECT 2;|req-B|t"
-wait_for "D's cancel and terminate" "SELECT count(*) = 2 FROM lambdaguard.history WHERE pid = ${pD:-0}" 10
+	"$(hreq req-B "verdict, action, query, pid = ${pB:-0}, at >= to_timestamp(($dB + $grace) / 1000.0)")" \
+	"deadline_passed|terminate|SELECT 2;|t|t"
+wait_for "D's cancel and terminate" "SELECT count(*) = 2 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-D'" 10
 is "D: a statement running at deadline + grace is cancelled; its transaction, still open one grace later, terminated" \
-	"$(hist "${pD:-0}" "verdict || ':' || action || ':' || state" | tr '\n' ' ')" \
+	"$(hreq req-D "verdict || ':' || action || ':' || state" | tr '\n' ' ')" \
 	"deadline_passed:cancel:active deadline_passed:terminate:idle in transaction (aborted) "
 is "D: the cancel after deadline + grace, the terminate after deadline + 2 x grace" \
 	"$(A -c "SELECT bool_and(at >= to_timestamp(($dD + $grace * CASE action WHEN 'cancel' THEN 1 ELSE 2 END) / 1000.0))
-	           FROM lambdaguard.history WHERE pid = ${pD:-0}")" t
+	           FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-D'")" t
 like "D: the client saw the cancel" "$(cat "$T/dD.out")" "canceling statement due to user request"
 gone "${pD:-0}" && ok "D: its server session ended" || not_ok "D: its server session ended"
-wait_for "E's cancel" "SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = ${pE:-0}" 10
+wait_for "E's cancel" "SELECT count(*) = 1 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-E'" 10
 wait_for "C's and E's deadlines + 2 x grace + a scan" "SELECT clock_timestamp() > to_timestamp(($dC + 2 * $grace + 2000) / 1000.0)
                                                         AND clock_timestamp() > to_timestamp(($dE + 2 * $grace + 2000) / 1000.0)" 15
 is "E: a statement outside a transaction block is cancelled, and then left alone (no longer in that transaction)" \
-	"$(hist "${pE:-0}" "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:cancel "
+	"$(hreq req-E "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:cancel "
 alive "${pE:-0}" && ok "E: its server session lives" || not_ok "E: its server session lives"
 is "C: committed before its deadline: never touched" \
-	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-C' OR pid = ${pC:-0}")" 0
+	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-C'")" 0
 send dC "SELECT 'C still here' AS c;"
 for _ in $(seq 1 50); do grep -q "C still here" "$T/dC.out" && break; sleep 0.1; done
 like "C: its client still works" "$(cat "$T/dC.out")" "C still here"
@@ -987,16 +991,16 @@ dF=$(($(now_ms) + 1000))
 send dF "BEGIN;"
 send dF "UPDATE accounts SET balance = balance + 1 WHERE id = 9 /*lambdaguard_deadline='$dF',request_id='req-F'*/;"
 pF=$(spid req-F)
-wait_for "F's dry run row" "SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = ${pF:-0}" 10
+wait_for "F's dry run row" "SELECT count(*) = 1 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F'" 10
 is "dry_run: the decision is recorded (action dry_run) with its context" \
-	"$(hist "${pF:-0}" "verdict, action, client_context->>'request_id'")" "deadline_passed|dry_run|req-F"
+	"$(hreq req-F "verdict, action, pid = ${pF:-0}")" "deadline_passed|dry_run|t"
 grep -q "would signal (dry run) pid ${pF:-0} " "$LOG" && ok "dry_run: logged" || not_ok "dry_run: logged"
-wait_for "two more scans" "SELECT clock_timestamp() > (SELECT at FROM lambdaguard.history WHERE pid = ${pF:-0}) + interval '2.5 s'" 5
+wait_for "two more scans" "SELECT clock_timestamp() > (SELECT at FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F') + interval '2.5 s'" 5
 alive "${pF:-0}" && ok "dry_run: nobody signalled" || not_ok "dry_run: nobody signalled"
-is "dry_run: the episode is recorded once" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE pid = ${pF:-0}")" 1
+is "dry_run: the episode is recorded once" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F'")" 1
 setting lambdaguard.dry_run off
 gone "${pF:-0}" && ok "dry_run off: the same session is terminated" || not_ok "dry_run off: the same session is terminated"
-is "... with its row" "$(hist "${pF:-0}" "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:dry_run deadline_passed:terminate "
+is "... with its row" "$(hreq req-F "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:dry_run deadline_passed:terminate "
 close dF
 
 A -c "SELECT cron.unschedule('lambdaguard')" >/dev/null
