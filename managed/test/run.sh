@@ -59,15 +59,19 @@ cp "$src/managed/test/workload.js" "$work/node/"
 # so that the test can CREATE EXTENSION it as the admin role.
 bash "$work/src/managed/build_tle.sh" "$work/src/managed/pg_lambdaguard_managed.sql" \
 	>"$work/pgtle-generated.sql"
+# Its 1.0 too (the release's file, kept in managed/test) and the package's
+# update path (its second block), so that ALTER EXTENSION ... UPDATE runs it.
 ext=pg_lambdaguard_managed_test
-sed -n '/^\$_pgtle_\$$/,/^\$_pgtle_\$$/p' "$work/src/managed/pg_lambdaguard_managed--pgtle.sql" |
-	sed '1d;$d' >"$work/ext.sql"
-printf "comment = 'pg_lambdaguard_managed, its pg_tle content (test copy)'\ndefault_version = '1.0'\nrelocatable = false\nsuperuser = false\n" \
+pkg=$work/src/managed/pg_lambdaguard_managed--pgtle.sql
+awk '/^\$_pgtle_\$$/ { n++; next } n == 1' "$pkg" >"$work/ext.sql"
+awk '/^\$_pgtle_\$$/ { n++; next } n == 3' "$pkg" >"$work/ext-update.sql"
+printf "comment = 'pg_lambdaguard_managed, its pg_tle content (test copy)'\ndefault_version = '1.1'\nrelocatable = false\nsuperuser = false\n" \
 	>"$work/ext.control"
-lg_root install -m 644 "$work/ext.control" "$sharedir/extension/$ext.control" &&
-	ext_files+=("$sharedir/extension/$ext.control")
-lg_root install -m 644 "$work/ext.sql" "$sharedir/extension/$ext--1.0.sql" &&
-	ext_files+=("$sharedir/extension/$ext--1.0.sql")
+for f in "$ext.control:$work/ext.control" "$ext--1.1.sql:$work/ext.sql" \
+	"$ext--1.0.sql:$work/src/managed/test/pg_lambdaguard_managed-1.0.sql" "$ext--1.0--1.1.sql:$work/ext-update.sql"; do
+	lg_root install -m 644 "${f#*:}" "$sharedir/extension/${f%%:*}" &&
+		ext_files+=("$sharedir/extension/${f%%:*}")
+done
 
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$work"
 chmod 755 "$work"

@@ -182,7 +182,7 @@ is "pg_lambdaguard is not loaded" "$(S -c "SELECT current_setting('shared_preloa
 out=$(A -1 -f "$M/pg_lambdaguard_managed.sql" 2>&1)
 is "the admin role installs the SQL file with psql -1 -f" "$?" 0
 [ -n "$out" ] && echo "# $out"
-is "version() is 1.0" "$(A -c "SELECT lambdaguard.version()")" "1.0"
+is "version() is 1.1" "$(A -c "SELECT lambdaguard.version()")" "1.1"
 is "every object in schema lambdaguard belongs to the admin role" \
 	"$(A -c "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 	         WHERE n.nspname = 'lambdaguard' AND c.relowner <> 'admin'::regrole
@@ -203,10 +203,11 @@ is "PUBLIC has no privilege on the schema" \
 		"$WORK/src/pg_lambdaguard--1.0.sql" | sed 's/lambdaguard\./c_edition./g'
 } >"$T/c_edition.sql"
 S -f "$T/c_edition.sql" >/dev/null
+# (1.0's columns, then client_context, which the C edition adds in 1.2)
 is "history has the C edition's columns, types and order" \
 	"$(S -c "SELECT count(*) FROM (
 	           (SELECT attnum, attname, format_type(atttypid, atttypmod) FROM pg_attribute
-	             WHERE attrelid = 'lambdaguard.history'::regclass AND attnum > 0
+	             WHERE attrelid = 'lambdaguard.history'::regclass AND attnum > 0 AND attnum <= 18
 	            EXCEPT
 	            SELECT attnum, attname, format_type(atttypid, atttypmod) FROM pg_attribute
 	             WHERE attrelid = 'c_edition.history'::regclass AND attnum > 0)
@@ -216,6 +217,9 @@ is "history has the C edition's columns, types and order" \
 	            EXCEPT
 	            SELECT attnum, attname, format_type(atttypid, atttypmod) FROM pg_attribute
 	             WHERE attrelid = 'lambdaguard.history'::regclass AND attnum > 0)) d")" 0
+is "... and client_context jsonb at their end" \
+	"$(S -c "SELECT string_agg(attnum || ':' || attname || ':' || format_type(atttypid, atttypmod), ',') FROM pg_attribute
+	          WHERE attrelid = 'lambdaguard.history'::regclass AND attnum > 18 AND NOT attisdropped")" "19:client_context:jsonb"
 is "reasons has the C edition's rows" \
 	"$(S -c "SELECT (SELECT count(*) FROM ((TABLE lambdaguard.reasons EXCEPT TABLE c_edition.reasons)
 	                  UNION ALL (TABLE c_edition.reasons EXCEPT TABLE lambdaguard.reasons)) d),
@@ -226,7 +230,7 @@ like "reasons is read-only" "$out" "lambdaguard.reasons is read-only"
 # --- settings -----------------------------------------------------------------
 is "settings hold the C edition's names and defaults" \
 	"$(A -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings")" \
-	"lambdaguard.aborted_transaction_timeout=10000 lambdaguard.active_timeout=0 lambdaguard.application_names= lambdaguard.blocking_timeout=5000 lambdaguard.client_addresses= lambdaguard.dry_run=off lambdaguard.enabled=on lambdaguard.history_retention=10080 lambdaguard.idle_in_transaction_timeout=60000 lambdaguard.ignored_parameters=application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings lambdaguard.max_terminations=10 lambdaguard.naptime=1000 lambdaguard.roles="
+	"lambdaguard.aborted_transaction_timeout=10000 lambdaguard.active_timeout=0 lambdaguard.application_names= lambdaguard.blocking_timeout=5000 lambdaguard.client_addresses= lambdaguard.deadline_grace=1000 lambdaguard.dry_run=off lambdaguard.enabled=on lambdaguard.history_retention=10080 lambdaguard.idle_in_transaction_timeout=60000 lambdaguard.ignored_parameters=application_name, client_encoding, DateStyle, TimeZone, standard_conforming_strings lambdaguard.max_terminations=10 lambdaguard.naptime=1000 lambdaguard.roles="
 bad() { # bad DESCRIPTION NAME VALUE EXPECTED-ERROR
 	local before after out
 	before=$(A -c "SELECT value FROM lambdaguard.settings WHERE name = '$2'")
@@ -284,6 +288,73 @@ UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.idle_in_t
 UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.aborted_transaction_timeout';
 UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.blocking_timeout';
 EOF
+
+# --- the invocation context: the comment parser ----------------------------------
+# lambdaguard.comment_context(text, complete, seen) on statements as
+# pg_stat_activity shows them; each case: name, text, whole?, the context
+# expected (its pairs, decoded) or NULL when the comment must be ignored
+cat >"$T/parser.sql" <<'EOF'
+WITH cases(name, stmt, complete, expected) AS (VALUES
+ ('well-formed trailing comment, pairs sorted as sqlcommenter writes them',
+  $q$SELECT * FROM accounts WHERE id = $1 /*request_id='req-1',traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'*/$q$,
+  true, '{"request_id": "req-1", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'),
+ ('leading comment with spaces around the pairs (knex .comment()), values URL-decoded',
+  $q$/* request_id='req-2',route='%2Fcheckout%3Fa%3D1' */ SELECT 1$q$, true, '{"route": "/checkout?a=1", "request_id": "req-2"}'),
+ ('trailing comment before the final semicolon', $q$SELECT 1 /*a='b'*/;$q$, true, '{"a": "b"}'),
+ ('a comment after the final semicolon counts as trailing', E'SELECT 1; /*a=''b''*/ \n', true, '{"a": "b"}'),
+ ('trailing blanks and semicolons are skipped', E'SELECT 1 /*a=''b''*/ ;; \t', true, '{"a": "b"}'),
+ ('a trailing comment that holds a nested one is ignored', $q$SELECT 1 /* x /*a='b'*/ */$q$, true, NULL),
+ ('a leading comment that holds a nested one is ignored', $q$/* a='b' /* c */ */ SELECT 1$q$, true, NULL),
+ ('truncated text: the trailing comment is not read, the leading one is',
+  $q$/*lead='1'*/ SELECT 1 /*trail='2'*/$q$, false, '{"lead": "1"}'),
+ ('whole text: the trailing comment is read first', $q$/*lead='1'*/ SELECT 1 /*trail='2'*/$q$, true, '{"trail": "2"}'),
+ ('a comment over 4096 bytes is ignored', 'SELECT 1 /*a=''' || repeat('x', 4100) || '''*/', true, NULL),
+ ('bad percent-encoding (%G1) is ignored', $q$SELECT 1 /*a='%G1',b='c'*/$q$, true, NULL),
+ ('a cut percent-encoding (%4) is ignored', $q$SELECT 1 /*a='x%4'*/$q$, true, NULL),
+ ('a value that decodes to bytes that are not UTF-8 (%FF) is ignored', $q$SELECT 1 /*a='%FF',b='c'*/$q$, true, NULL),
+ ('a value that decodes to a NUL (%00) is ignored', $q$SELECT 1 /*a='x%00y'*/$q$, true, NULL),
+ ('UTF-8 encoded as %C3%A9 decodes', $q$SELECT 1 /*a='caf%C3%A9'*/$q$, true, '{"a": "café"}'),
+ ('a quote escaped with a backslash', $q$SELECT 1 /*a='it\'s',b='x'*/$q$, true, '{"a": "it''s", "b": "x"}'),
+ ('a malformed pair (no quotes) is ignored', $q$SELECT 1 /*a=b*/$q$, true, NULL),
+ ('a pair without a key is ignored', $q$SELECT 1 /*='b'*/$q$, true, NULL),
+ ('a plain comment is no context', $q$SELECT 1 /* just a note */$q$, true, NULL),
+ ('a comment inside a string literal is never context', $q$SELECT '/*a=''b''*/'$q$, true, NULL),
+ ('a comment inside a line comment is never context', $q$SELECT 1 -- /*a='b'*/$q$, true, NULL),
+ ('a comment inside a dollar-quoted string is never context', $q$SELECT $x$ /*a='b'*/ $x$$q$, true, NULL),
+ ('a -- inside a string does not hide the comment after it', $q$SELECT '-- ' /*a='b'*/$q$, true, '{"a": "b"}'),
+ ('a quote inside a dollar-quoted string does not hide the comment', $q$SELECT $x$ it's $x$ /*a='b'*/$q$, true, '{"a": "b"}'),
+ ('an escaped quote in an E'''' string does not hide the comment', $q$SELECT E'it\'s' /*a='b'*/$q$, true, '{"a": "b"}'),
+ ('a line comment ends at its line', E'SELECT 1 -- note\n/*a=''b''*/', true, '{"a": "b"}'),
+ ('a comment in a quoted identifier is never context', $q$SELECT 1 AS "/*a='b'*/"$q$, true, NULL),
+ ('the first 8 pairs are kept',
+  'SELECT 1 /*' || (SELECT string_agg(format('k%s=''v%s''', g, g), ',' ORDER BY g) FROM generate_series(1, 10) g) || '*/', true,
+  (SELECT jsonb_object_agg('k' || g, 'v' || g) FROM generate_series(1, 8) g)::text),
+ ('at most 256 bytes of keys and values: the pairs beyond are dropped',
+  'SELECT 1 /*a=''' || repeat('x', 100) || ''',b=''' || repeat('y', 100) || ''',c=''' || repeat('z', 100) || '''*/', true,
+  jsonb_build_object('a', repeat('x', 100), 'b', repeat('y', 100))::text)
+)
+SELECT name, coalesce((SELECT c.client_context::text FROM lambdaguard.comment_context(stmt, complete) c), 'NULL'),
+       coalesce(expected::jsonb::text, 'NULL')
+  FROM cases;
+EOF
+while IFS=$'\t' read -r name got expected; do
+	is "parser: $name" "$got" "$expected"
+done < <(A -F $'\t' -f "$T/parser.sql")
+# the deadline: epoch milliseconds or RFC 3339 (offsets allowed), read
+# from any pair, further than 15 minutes ignored, past = when it was seen
+dl() { A -c "SELECT coalesce(to_char((SELECT deadline FROM lambdaguard.comment_context(\$q\$$1\$q\$, true, '2026-12-05 01:00:00+00')) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), 'NULL')"; }
+is "deadline: epoch milliseconds" "$(dl "SELECT 1 /*lambdaguard_deadline='1796432410500'*/")" "2026-12-05 01:00:10.500"
+is "deadline: RFC 3339 in UTC, URL-encoded" "$(dl "SELECT 1 /*lambdaguard_deadline='2026-12-05T01%3A02%3A03.456Z'*/")" "2026-12-05 01:02:03.456"
+is "deadline: RFC 3339 with an offset" "$(dl "SELECT 1 /*lambdaguard_deadline='2026-12-05T02:05:00%2B01:00'*/")" "2026-12-05 01:05:00.000"
+is "deadline: further than 15 minutes away is ignored" "$(dl "SELECT 1 /*lambdaguard_deadline='2026-12-05T01:15:00.001Z'*/")" "NULL"
+is "deadline: 15 minutes away is kept" "$(dl "SELECT 1 /*lambdaguard_deadline='2026-12-05T01:15:00Z'*/")" "2026-12-05 01:15:00.000"
+is "deadline: already past counts as the moment it was seen" "$(dl "SELECT 1 /*lambdaguard_deadline='1000'*/")" "2026-12-05 01:00:00.000"
+is "deadline: not a time is ignored" "$(dl "SELECT 1 /*lambdaguard_deadline='soon'*/")" "NULL"
+is "deadline: read from a pair beyond the 8 kept" \
+	"$(dl "SELECT 1 /*k1='1',k2='2',k3='3',k4='4',k5='5',k6='6',k7='7',k8='8',lambdaguard_deadline='1796432410500'*/")" "2026-12-05 01:00:10.500"
+is "deadline: the earliest of two pairs" \
+	"$(dl "SELECT 1 /*lambdaguard_deadline='1796432420000',lambdaguard_deadline='1796432410000'*/")" "2026-12-05 01:00:10.000"
+is "deadline: none in an ignored comment" "$(dl "SELECT 1 /*lambdaguard_deadline='1796432410500',x='%FF'*/")" "NULL"
 
 # --- verdicts -----------------------------------------------------------------
 orphan o1
@@ -465,7 +536,7 @@ close d1
 S -c "CREATE ROLE weak LOGIN; GRANT pg_read_all_stats TO weak"
 A -c "GRANT USAGE ON SCHEMA lambdaguard TO weak;
       GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA lambdaguard TO weak;
-      GRANT SELECT ON lambdaguard.history, lambdaguard.settings TO weak"
+      GRANT SELECT ON lambdaguard.history, lambdaguard.settings, lambdaguard.transaction_context TO weak"
 orphan f1
 pf1=$(pid_of f1)
 wait_for "f1 due" "SELECT now() - state_change > interval '1.2 s' FROM pg_stat_activity WHERE pid = $pf1"
@@ -483,7 +554,7 @@ is "the admin role's run does not retry it either (one row per episode)" \
 S -c "SELECT pg_terminate_backend($pf1)" >/dev/null
 close f1
 A -c "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA lambdaguard FROM weak;
-      REVOKE ALL ON lambdaguard.history, lambdaguard.settings FROM weak;
+      REVOKE ALL ON lambdaguard.history, lambdaguard.settings, lambdaguard.transaction_context FROM weak;
       REVOKE USAGE ON SCHEMA lambdaguard FROM weak"
 
 # history_retention: run() deletes older rows
@@ -765,31 +836,208 @@ is "session_state: temporary objects of a session, as its pg_temp schema holds t
 close ss1
 close ss2
 
+# --- the invocation context: declared deadlines, through PgBouncer, run by pg_cron ----
+is "sessions ends with client_context jsonb and deadline timestamptz, as the C edition's" \
+	"$(A -c "SELECT string_agg(attname || ':' || format_type(atttypid, atttypmod), ',' ORDER BY attnum)
+	           FROM pg_attribute WHERE attrelid = 'lambdaguard.sessions'::regclass AND attnum > 20")" \
+	"client_context:jsonb,deadline:timestamp with time zone"
+A -c "UPDATE lambdaguard.settings SET value = '60s' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+      UPDATE lambdaguard.settings SET value = '60s' WHERE name = 'lambdaguard.aborted_transaction_timeout';
+      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.blocking_timeout';
+      UPDATE lambdaguard.settings SET value = '0' WHERE name = 'lambdaguard.active_timeout';
+      UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles';
+      UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses'"
+grace=$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'lambdaguard.deadline_grace'")
+is "deadline_grace defaults to 1000 ms" "$grace" 1000
+
+# a text longer than track_activity_query_size is cut: its trailing comment
+# is not read, its leading one is
+qsize=$(S -c "SHOW track_activity_query_size")
+open tr app
+send tr "BEGIN;"
+send tr "/*request_id='req-lead'*/ SELECT '$(head -c 1500 /dev/zero | tr '\0' x)' AS filler /*request_id='req-trail'*/;"
+ptr=$(pid_of tr)
+wait_for "tr idle in transaction" "SELECT state = 'idle in transaction' FROM pg_stat_activity WHERE pid = $ptr"
+is "a text cut at track_activity_query_size ($qsize): the leading comment is the context, not the trailing one" \
+	"$(A -c "SELECT s.client_context::text, octet_length(a.query) < 1500 FROM lambdaguard.sessions s JOIN pg_stat_activity a USING (pid) WHERE pid = $ptr")" \
+	'{"request_id": "req-lead"}|t'
+send tr "SELECT 'short' /*request_id='req-whole',lambdaguard_deadline='$(($(date +%s%3N) + 600000))'*/;"
+wait_for "tr's second statement" "SELECT query LIKE '%req-whole%' AND state = 'idle in transaction' FROM pg_stat_activity WHERE pid = $ptr"
+is "a whole text: its trailing comment is read; sessions shows the context and the deadline" \
+	"$(A -c "SELECT client_context->>'request_id', deadline > now() + interval '9 min', verdict, action_at <= deadline + interval '1 s' FROM lambdaguard.sessions WHERE pid = $ptr")" \
+	"req-whole|t|ok|t"
+is "sessions shows no context for a session not in a transaction" \
+	"$(A -c "SELECT count(*) FILTER (WHERE client_context IS NOT NULL OR deadline IS NOT NULL) FROM lambdaguard.sessions WHERE state = 'idle'")" 0
+close tr
+
+# PgBouncer (transaction mode) with room for the concurrent transactions below
+sed -i 's/^default_pool_size = .*/default_pool_size = 12/' "$T/pgbouncer.ini"
+psql -X -qAt -h 127.0.0.1 -p "$BPORT" -U postgres -d pgbouncer -c "RELOAD" >/dev/null 2>&1
+# open_b NAME: a client of PgBouncer as role app (its server session shows
+# only once it is in a transaction: found by its request id)
+open_b() {
+	local name=$1 fd
+	mkfifo "$T/$name.in"
+	(
+		for f in "${FD[@]}"; do eval "exec $f>&-"; done
+		PGAPPNAME=$name exec psql -X -q -h 127.0.0.1 -p "$BPORT" -U app -d postgres <"$T/$name.in" >"$T/$name.out" 2>&1
+	) &
+	exec {fd}>"$T/$name.in"
+	FD[$name]=$fd
+}
+# spid REQUEST-ID: the server session whose last statement names it
+spid() {
+	wait_for "the server session of $1" "SELECT count(*) = 1 FROM pg_stat_activity
+	           WHERE query LIKE '%request_id=''$1''%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'" >/dev/null
+	S -c "SELECT pid FROM pg_stat_activity WHERE query LIKE '%request_id=''$1''%' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+}
+now_ms() { date +%s%3N; }
+# hreq REQUEST-ID COLUMNS: its history rows (a pooled server session serves
+# several clients: its pid alone does not name one)
+hreq() { A -c "SELECT $2 FROM lambdaguard.history WHERE client_context->>'request_id' = '$1' ORDER BY id"; }
+tp=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01
+
+A -c "SELECT cron.schedule('lambdaguard', '* * * * *', 'CALL lambdaguard.run()')" >/dev/null
+wait_for "a scheduled run" "SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'pg_cron' AND query = 'CALL lambdaguard.run()'" 75 ||
+	not_ok "pg_cron starts lambdaguard.run()" "$(S -c "SELECT * FROM cron.job_run_details ORDER BY start_time DESC LIMIT 3")"
+
+# A: frozen idle in transaction after a statement declaring a 2 s deadline
+open_b dA
+open_b dB
+open_b dC
+open_b dD
+open_b dE
+dA=$(($(now_ms) + 2000))
+send dA "BEGIN;"
+send dA "UPDATE accounts SET balance = balance + 1 WHERE id = 7 /*lambdaguard_deadline='$dA',request_id='req-A',traceparent='$tp'*/;"
+# B: a later statement without a comment (and one declaring a later
+# deadline): the earliest deadline holds
+dB=$(($(now_ms) + 2500))
+send dB "BEGIN;"
+send dB "SELECT 1 /*lambdaguard_deadline='$dB',request_id='req-B'*/;"
+# C: commits before its deadline
+dC=$(($(now_ms) + 3000))
+send dC "BEGIN;"
+send dC "UPDATE accounts SET balance = balance + 1 WHERE id = 8 /*lambdaguard_deadline='$dC',request_id='req-C'*/;"
+# D: a statement still running at its deadline + grace, in a transaction
+dD=$(($(now_ms) + 2000))
+send dD "BEGIN;"
+send dD "SELECT pg_sleep(30) /*lambdaguard_deadline='$dD',request_id='req-D'*/;"
+# E: the same without a transaction block: cancelled, and then no longer in
+# a transaction
+dE=$(($(now_ms) + 2000))
+send dE "SELECT pg_sleep(30) /*lambdaguard_deadline='$dE',request_id='req-E'*/;"
+pA=$(spid req-A)
+pB=$(spid req-B)
+pC=$(spid req-C)
+pD=$(spid req-D)
+pE=$(spid req-E)
+is "sessions shows A's declared deadline and context through PgBouncer, verdict ok before it" \
+	"$(A -c "SELECT deadline = to_timestamp($dA / 1000.0), client_context->>'request_id', client_context->>'traceparent', verdict
+	           FROM lambdaguard.sessions WHERE pid = ${pA:-0}")" "t|req-A|$tp|ok"
+wait_for "the run to keep B's and C's deadlines" "SELECT count(*) = 2 FROM lambdaguard.transaction_context
+                                                  WHERE client_context->>'request_id' IN ('req-B', 'req-C')"
+send dB "SELECT 3 /*lambdaguard_deadline='$((dB + 600000))',request_id='req-B-later'*/;"
+send dB "SELECT 2;"
+send dC "COMMIT;"
+
+wait_for "A terminated" "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ${pA:-0}" 10 &&
+	ok "A: terminated although idle_in_transaction_timeout is 60 s" || not_ok "A: terminated although idle_in_transaction_timeout is 60 s"
+is "A: its history row: verdict deadline_passed, action terminate, its request id and traceparent" \
+	"$(hreq req-A "verdict, action, state, pid = ${pA:-0}, client_context->>'traceparent', client_context->>'lambdaguard_deadline'")" \
+	"deadline_passed|terminate|idle in transaction|t|$tp|$dA"
+lagA=$(A -c "SELECT round(extract(epoch FROM at - to_timestamp($dA / 1000.0)) * 1000) FROM lambdaguard.history
+             WHERE client_context->>'request_id' = 'req-A' AND action = 'terminate'")
+echo "# A: terminated ${lagA:-?} ms after its deadline (grace $grace ms, naptime 1000 ms)"
+if [ -n "$lagA" ] && [ "$lagA" -ge "$grace" ] && [ "$lagA" -le $((grace + 3500)) ]; then
+	ok "A: acted between deadline + grace and deadline + grace + naptime + pg_cron's start (3.5 s)"
+else
+	not_ok "A: acted between deadline + grace and deadline + grace + naptime + pg_cron's start (3.5 s)" "lag ${lagA:-none} ms"
+fi
+like "A: one LOG line names the verdict" "$(grep "terminated pid ${pA:-0} " "$LOG")" \
+	"admin@postgres/pg_cron .*terminated pid ${pA:-0} \(role app, database postgres, application \"dA\", client 127.0.0.1\): verdict deadline_passed, idle in transaction for"
+wait_for "B terminated" "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = ${pB:-0}" 10
+is "B: the earliest deadline held after a statement without a comment and one declaring a later deadline" \
+	"$(hreq req-B "verdict, action, query, pid = ${pB:-0}, at >= to_timestamp(($dB + $grace) / 1000.0)")" \
+	"deadline_passed|terminate|SELECT 2;|t|t"
+wait_for "D's cancel and terminate" "SELECT count(*) = 2 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-D'" 10
+is "D: a statement running at deadline + grace is cancelled; its transaction, still open one grace later, terminated" \
+	"$(hreq req-D "verdict || ':' || action || ':' || state" | tr '\n' ' ')" \
+	"deadline_passed:cancel:active deadline_passed:terminate:idle in transaction (aborted) "
+is "D: the cancel after deadline + grace, the terminate after deadline + 2 x grace" \
+	"$(A -c "SELECT bool_and(at >= to_timestamp(($dD + $grace * CASE action WHEN 'cancel' THEN 1 ELSE 2 END) / 1000.0))
+	           FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-D'")" t
+like "D: the client saw the cancel" "$(cat "$T/dD.out")" "canceling statement due to user request"
+gone "${pD:-0}" && ok "D: its server session ended" || not_ok "D: its server session ended"
+wait_for "E's cancel" "SELECT count(*) = 1 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-E'" 10
+wait_for "C's and E's deadlines + 2 x grace + a scan" "SELECT clock_timestamp() > to_timestamp(($dC + 2 * $grace + 2000) / 1000.0)
+                                                        AND clock_timestamp() > to_timestamp(($dE + 2 * $grace + 2000) / 1000.0)" 15
+is "E: a statement outside a transaction block is cancelled, and then left alone (no longer in that transaction)" \
+	"$(hreq req-E "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:cancel "
+alive "${pE:-0}" && ok "E: its server session lives" || not_ok "E: its server session lives"
+is "C: committed before its deadline: never touched" \
+	"$(A -c "SELECT count(*) FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-C'")" 0
+send dC "SELECT 'C still here' AS c;"
+for _ in $(seq 1 50); do grep -q "C still here" "$T/dC.out" && break; sleep 0.1; done
+like "C: its client still works" "$(cat "$T/dC.out")" "C still here"
+is "the kept contexts of ended transactions are removed" \
+	"$(A -c "SELECT count(*) FROM lambdaguard.transaction_context WHERE client_context->>'request_id' IN ('req-A', 'req-B', 'req-C', 'req-D', 'req-E')")" 0
+for s in dA dB dC dD dE; do close $s; done
+
+# dry run: recorded and logged, nobody signalled; then acted on once off
+setting lambdaguard.dry_run on
+open_b dF
+dF=$(($(now_ms) + 1000))
+send dF "BEGIN;"
+send dF "UPDATE accounts SET balance = balance + 1 WHERE id = 9 /*lambdaguard_deadline='$dF',request_id='req-F'*/;"
+pF=$(spid req-F)
+wait_for "F's dry run row" "SELECT count(*) = 1 FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F'" 10
+is "dry_run: the decision is recorded (action dry_run) with its context" \
+	"$(hreq req-F "verdict, action, pid = ${pF:-0}")" "deadline_passed|dry_run|t"
+grep -q "would signal (dry run) pid ${pF:-0} " "$LOG" && ok "dry_run: logged" || not_ok "dry_run: logged"
+wait_for "two more scans" "SELECT clock_timestamp() > (SELECT at FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F') + interval '2.5 s'" 5
+alive "${pF:-0}" && ok "dry_run: nobody signalled" || not_ok "dry_run: nobody signalled"
+is "dry_run: the episode is recorded once" "$(A -c "SELECT count(*) FROM lambdaguard.history WHERE client_context->>'request_id' = 'req-F'")" 1
+setting lambdaguard.dry_run off
+gone "${pF:-0}" && ok "dry_run off: the same session is terminated" || not_ok "dry_run off: the same session is terminated"
+is "... with its row" "$(hreq req-F "verdict || ':' || action" | tr '\n' ' ')" "deadline_passed:dry_run deadline_passed:terminate "
+close dF
+
+A -c "SELECT cron.unschedule('lambdaguard')" >/dev/null
+S -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pg_cron' AND query LIKE 'CALL lambdaguard.run%'" >/dev/null
+A -c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.idle_in_transaction_timeout';
+      UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.aborted_transaction_timeout'"
+
 # --- the pg_tle package ---------------------------------------------------------------
 if cmp -s "$M/pg_lambdaguard_managed--pgtle.sql" "$WORK/pgtle-generated.sql"; then
 	ok "the committed pg_tle package is what build_tle.sh generates now"
 else
 	not_ok "the committed pg_tle package is what build_tle.sh generates now" "run: bash managed/build_tle.sh > managed/pg_lambdaguard_managed--pgtle.sql"
 fi
-sed -n '/^\$_pgtle_\$$/,/^\$_pgtle_\$$/p' "$M/pg_lambdaguard_managed--pgtle.sql" | sed '1d;$d' >"$T/content.sql"
+awk '/^\$_pgtle_\$$/ { n++; next } n == 1' "$M/pg_lambdaguard_managed--pgtle.sql" >"$T/content.sql"
 cmp -s "$T/content.sql" "$M/pg_lambdaguard_managed.sql" &&
 	ok "the pg_tle package's content is the SQL file, byte for byte" ||
 	not_ok "the pg_tle package's content is the SQL file, byte for byte"
-like "the package calls pgtle.install_extension('pg_lambdaguard_managed', '1.0', ...)" \
+like "the package calls pgtle.install_extension('pg_lambdaguard_managed', '1.1', ...), then install_update_path('pg_lambdaguard_managed', '1.0', '1.1', ...)" \
 	"$(tr '\n' ' ' <"$M/pg_lambdaguard_managed--pgtle.sql")" \
-	"SELECT pgtle.install_extension\(     'pg_lambdaguard_managed',     '1.0',"
+	"SELECT pgtle.install_extension\(     'pg_lambdaguard_managed',     '1.1',.*SELECT pgtle.install_update_path\(     'pg_lambdaguard_managed',     '1.0',     '1.1',"
+awk '/^\$_pgtle_\$$/ { n++; next } n == 3' "$M/pg_lambdaguard_managed--pgtle.sql" >"$T/update-content.sql"
+cmp -s "$T/update-content.sql" "$M/pg_lambdaguard_managed--1.0--1.1.sql" &&
+	ok "... its update path is pg_lambdaguard_managed--1.0--1.1.sql, byte for byte" ||
+	not_ok "... its update path is pg_lambdaguard_managed--1.0--1.1.sql, byte for byte"
 
-# an upgrade script becomes pgtle.install_update_path(), its content unchanged
+# a next upgrade script becomes one more pgtle.install_update_path(), its
+# content unchanged, and the default version
 mkdir -p "$T/up"
-cp "$M/pg_lambdaguard_managed.sql" "$M/build_tle.sh" "$T/up/"
-printf "CREATE OR REPLACE FUNCTION lambdaguard.version() RETURNS text LANGUAGE sql IMMUTABLE AS \$\$ SELECT '1.1'::text \$\$;\n" \
-	>"$T/up/pg_lambdaguard_managed--1.0--1.1.sql"
+cp "$M/pg_lambdaguard_managed.sql" "$M/pg_lambdaguard_managed--1.0--1.1.sql" "$M/build_tle.sh" "$T/up/"
+printf "CREATE OR REPLACE FUNCTION lambdaguard.version() RETURNS text LANGUAGE sql IMMUTABLE AS \$\$ SELECT '1.2'::text \$\$;\n" \
+	>"$T/up/pg_lambdaguard_managed--1.1--1.2.sql"
 bash "$T/up/build_tle.sh" "$T/up/pg_lambdaguard_managed.sql" >"$T/up/pkg.sql"
-like "build_tle.sh packages an upgrade script as pgtle.install_update_path('pg_lambdaguard_managed', '1.0', '1.1', ...) and sets 1.1 as default" \
+like "build_tle.sh packages the upgrade scripts in order as pgtle.install_update_path() and sets the last as default" \
 	"$(tr '\n' ' ' <"$T/up/pkg.sql")" \
-	"SELECT pgtle.install_update_path\(     'pg_lambdaguard_managed',     '1.0',     '1.1', .*SELECT pgtle.set_default_version\('pg_lambdaguard_managed', '1.1'\);"
-sed -n '/^SELECT pgtle.install_update_path/,$p' "$T/up/pkg.sql" | sed -n '/^\$_pgtle_\$$/,/^\$_pgtle_\$$/p' | sed '1d;$d' >"$T/up/content.sql"
-cmp -s "$T/up/content.sql" "$T/up/pg_lambdaguard_managed--1.0--1.1.sql" &&
+	"SELECT pgtle.install_update_path\(     'pg_lambdaguard_managed',     '1.0',     '1.1', .*SELECT pgtle.install_update_path\(     'pg_lambdaguard_managed',     '1.1',     '1.2', .*SELECT pgtle.set_default_version\('pg_lambdaguard_managed', '1.2'\);"
+awk '/^\$_pgtle_\$$/ { n++; next } n == 5' "$T/up/pkg.sql" >"$T/up/content.sql"
+cmp -s "$T/up/content.sql" "$T/up/pg_lambdaguard_managed--1.1--1.2.sql" &&
 	ok "... its content is the upgrade script, byte for byte" ||
 	not_ok "... its content is the upgrade script, byte for byte"
 
@@ -815,11 +1063,70 @@ is "... but its history, in lambdaguard_archive.history, every row" \
 out=$(A -1 -f "$M/pg_lambdaguard_managed.sql" 2>&1)
 is "reinstall after uninstall" "$?|$out" "0|"
 is "... works: a preview scan runs" "$(A -c "SELECT count(*) >= 0 FROM lambdaguard.scan(true)")" t
-out=$(A -1 -f "$T/up/pg_lambdaguard_managed--1.0--1.1.sql" 2>&1)
-is "an upgrade script applied with psql -1 -f upgrades in place" "$?|$(A -c "SELECT lambdaguard.version()")" "0|1.1"
+out=$(A -1 -f "$T/up/pg_lambdaguard_managed--1.1--1.2.sql" 2>&1)
+is "an upgrade script applied with psql -1 -f upgrades in place" "$?|$(A -c "SELECT lambdaguard.version()")" "0|1.2"
 out=$(A -f "$M/uninstall.sql" 2>&1)
 is "uninstall.sql (history not kept) leaves nothing" "$(gone_all)|$(S -c "SELECT count(*) FROM lambdaguard_archive.history")" "0|0|0|0|$nh"
 S -c "DROP SCHEMA lambdaguard_archive CASCADE" 2>/dev/null
+
+# --- upgrade from 1.0 with psql, with data -------------------------------------------
+# 1.0 (the release's file, kept as managed/test/pg_lambdaguard_managed-1.0.sql)
+# in one database, a fresh 1.1 in another: after the upgrade script the two
+# hold the same objects (managed/test/fingerprint.sql), and 1.0's rows
+S -c "CREATE DATABASE lg_up" -c "CREATE DATABASE lg_fresh" \
+	-c "GRANT CREATE ON DATABASE lg_up, lg_fresh TO admin" >/dev/null
+AD() { psql -X -qAt -v ON_ERROR_STOP=1 -h "$T" -p "$PORT" -U admin -d "$@"; }
+h10="id, at, pid, usename, datname, application_name, client_addr, backend_start, xact_start, state, state_since,
+     verdict, action, locks_held, blocked_pids, pin_reasons, query, detail"
+out=$(AD lg_up -1 -f "$M/test/pg_lambdaguard_managed-1.0.sql" 2>&1)
+is "1.0 installs" "$?|$out|$(AD lg_up -c "SELECT lambdaguard.version()")" "0||1.0"
+AD lg_up -c "UPDATE lambdaguard.settings SET value = 'app' WHERE name = 'lambdaguard.roles'" \
+	-c "UPDATE lambdaguard.settings SET value = '127.0.0.1/32' WHERE name = 'lambdaguard.client_addresses'" \
+	-c "UPDATE lambdaguard.settings SET value = '1s' WHERE name = 'lambdaguard.idle_in_transaction_timeout'"
+orphan u1
+pu1=$(pid_of u1)
+wait_for "u1 due" "SELECT now() - state_change > interval '1.2 s' FROM pg_stat_activity WHERE pid = $pu1"
+is "1.0 terminates an orphan and records it" \
+	"$(AD lg_up -c "SELECT verdict, action FROM lambdaguard.scan(false) WHERE pid = $pu1")" "orphan|terminate"
+close u1
+AD lg_up -c "INSERT INTO lambdaguard.history (at, pid, verdict, action, detail)
+             VALUES (now() - interval '1 day', 1, 'orphan', 'dry_run', 'written by 1.0'),
+                    (now(), 2, 'overdue_query', 'cancel', NULL)"
+before=$(AD lg_up -c "SELECT count(*), md5(string_agg(row($h10)::text, ',' ORDER BY id)) FROM lambdaguard.history")
+settings_before=$(AD lg_up -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings")
+out=$(AD lg_up -1 -f "$M/pg_lambdaguard_managed--1.0--1.1.sql" 2>&1)
+is "the upgrade script runs as the admin role (psql -1 -f)" "$?|$out|$(AD lg_up -c "SELECT lambdaguard.version()")" "0||1.1"
+is "... 1.0's history rows are kept, every column" \
+	"$(AD lg_up -c "SELECT count(*), md5(string_agg(row($h10)::text, ',' ORDER BY id)) FROM lambdaguard.history")" "$before"
+is "... with client_context NULL" "$(AD lg_up -c "SELECT count(*) FROM lambdaguard.history WHERE client_context IS NOT NULL")" 0
+is "... the settings are kept, deadline_grace comes with its default" \
+	"$(AD lg_up -c "SELECT string_agg(name || '=' || value, ' ' ORDER BY name) FROM lambdaguard.settings WHERE name <> 'lambdaguard.deadline_grace'")|$(AD lg_up -c "SELECT value FROM lambdaguard.settings WHERE name = 'lambdaguard.deadline_grace'")" \
+	"$settings_before|1000"
+AD lg_fresh -1 -f "$M/pg_lambdaguard_managed.sql" >/dev/null 2>&1
+AD lg_up -f "$M/test/fingerprint.sql" >"$T/fp-upgraded" 2>&1
+AD lg_fresh -f "$M/test/fingerprint.sql" >"$T/fp-fresh" 2>&1
+if [ -s "$T/fp-fresh" ] && diff -q "$T/fp-upgraded" "$T/fp-fresh" >/dev/null; then
+	ok "... the upgraded database holds what a fresh 1.1 install holds ($(wc -l <"$T/fp-fresh") objects, definitions, privileges, comments)"
+else
+	not_ok "... the upgraded database holds what a fresh 1.1 install holds" "$(diff "$T/fp-upgraded" "$T/fp-fresh" | cut -c1-200 | head -20)"
+fi
+out=$(AD lg_up -1 -f "$M/pg_lambdaguard_managed--1.0--1.1.sql" 2>&1)
+like "... and the upgrade script refuses to run twice" "$out" "pg_lambdaguard_managed 1.1 is installed; this script upgrades 1.0 to 1.1"
+AD lg_up -c "UPDATE lambdaguard.settings SET value = '1h' WHERE name = 'lambdaguard.idle_in_transaction_timeout'"
+open u2 app
+send u2 "BEGIN;"
+send u2 "SELECT 1 /*lambdaguard_deadline='1000',request_id='req-upgraded'*/;"
+pu2=$(pid_of u2)
+wait_for "u2 past its (already passed) deadline + grace" \
+	"SELECT state = 'idle in transaction' AND now() - query_start > interval '1.2 s' FROM pg_stat_activity WHERE pid = $pu2"
+is "... and the upgraded guard honours a declared deadline: deadline_passed, with the context" \
+	"$(AD lg_up -c "SELECT verdict, action, client_context->>'request_id' FROM lambdaguard.scan(false) WHERE pid = $pu2")" \
+	"deadline_passed|terminate|req-upgraded"
+gone "$pu2" && ok "... the session ends" || not_ok "... the session ends"
+is "... new rows continue the history's ids" \
+	"$(AD lg_up -c "SELECT max(id) = (SELECT max(id) FROM lambdaguard.history WHERE client_context IS NOT NULL) AND count(*) = ${before%%|*} + 1 FROM lambdaguard.history")" t
+close u2
+S -c "DROP DATABASE lg_up" -c "DROP DATABASE lg_fresh" >/dev/null
 
 # the pg_tle content as a real extension script (run.sh installed it with
 # superuser = false, as pg_tle's extensions run: as the user who creates them)
@@ -831,9 +1138,38 @@ is "... its objects belong to the extension" \
 is "... history and settings are kept by pg_dump (extension configuration tables)" \
 	"$(A -c "SELECT array_agg(c::regclass::text ORDER BY c::regclass::text) FROM pg_extension, unnest(extconfig) c WHERE extname = '$EXT_NAME'")" \
 	"{lambdaguard.history,lambdaguard.history_id_seq,lambdaguard.settings}"
-is "... and the guard works there" "$(A -c "SELECT lambdaguard.version(), count(*) >= 0 FROM lambdaguard.scan(true)")" "1.0|t"
+is "... and the guard works there" "$(A -c "SELECT lambdaguard.version(), count(*) >= 0 FROM lambdaguard.scan(true)")" "1.1|t"
+members="SELECT count(*) FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+           AND refobjid = (SELECT oid FROM pg_extension WHERE extname = '$EXT_NAME')"
+fresh_members=$(A -c "$members")
+A -f "$M/test/fingerprint.sql" >"$T/fp-ext-fresh" 2>&1
 A -c "DROP EXTENSION $EXT_NAME"
 is "DROP EXTENSION removes it all" "$(S -c "SELECT count(*) FROM pg_namespace WHERE nspname = 'lambdaguard'")" 0
+
+# the extension's update path, with data: CREATE EXTENSION ... VERSION '1.0',
+# rows and a setting, ALTER EXTENSION ... UPDATE
+out=$(A -c "CREATE EXTENSION $EXT_NAME VERSION '1.0'" 2>&1)
+is "the extension at 1.0" "$out|$(A -c "SELECT lambdaguard.version()")" "|1.0"
+A -c "INSERT INTO lambdaguard.history (at, pid, verdict, action, detail)
+      VALUES (now(), 1, 'orphan', 'terminate', 'written by 1.0'), (now(), 2, 'orphan_aborted', 'skipped', NULL)"
+A -c "UPDATE lambdaguard.settings SET value = 'on' WHERE name = 'lambdaguard.dry_run'"
+before=$(A -c "SELECT count(*), md5(string_agg(row($h10)::text, ',' ORDER BY id)) FROM lambdaguard.history")
+out=$(A -c "ALTER EXTENSION $EXT_NAME UPDATE" 2>&1)
+is "ALTER EXTENSION ... UPDATE runs the update path as the admin role" \
+	"$out|$(A -c "SELECT extversion, lambdaguard.version() FROM pg_extension WHERE extname = '$EXT_NAME'")" "|1.1|1.1"
+is "... the history rows and the changed setting are kept" \
+	"$(A -c "SELECT count(*), md5(string_agg(row($h10)::text, ',' ORDER BY id)) FROM lambdaguard.history")|$(A -c "SELECT value FROM lambdaguard.settings WHERE name = 'lambdaguard.dry_run'")" \
+	"$before|on"
+A -f "$M/test/fingerprint.sql" >"$T/fp-ext-updated" 2>&1
+if [ -s "$T/fp-ext-fresh" ] && diff -q "$T/fp-ext-updated" "$T/fp-ext-fresh" >/dev/null; then
+	ok "... the updated extension holds what CREATE EXTENSION of 1.1 makes"
+else
+	not_ok "... the updated extension holds what CREATE EXTENSION of 1.1 makes" "$(diff "$T/fp-ext-updated" "$T/fp-ext-fresh" | cut -c1-200 | head -20)"
+fi
+is "... every object a member, history and settings still its configuration" \
+	"$(A -c "$members")|$(A -c "SELECT array_agg(c::regclass::text ORDER BY c::regclass::text) FROM pg_extension, unnest(extconfig) c WHERE extname = '$EXT_NAME'")" \
+	"$fresh_members|{lambdaguard.history,lambdaguard.history_id_seq,lambdaguard.settings}"
+A -c "DROP EXTENSION $EXT_NAME"
 
 echo "# managed: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
