@@ -85,7 +85,7 @@ sharedir15=$("$LG_PG_CONFIG" --sharedir)
 cleanup() {
 	set +e
 	[ -n "$locked" ] && put_back
-	rm -f "$sharedir15/extension/$managed_ext.control" "$sharedir15/extension/$managed_ext--1.0.sql"
+	rm -f "$sharedir15/extension/$managed_ext.control" "$sharedir15/extension/$managed_ext--1.1.sql"
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -349,10 +349,10 @@ lg_say "packaging: pg_dump / pg_restore of a database with the managed edition"
 awk '/^\$_pgtle_\$$/ { n++; next } n == 1' "$here/managed/pg_lambdaguard_managed--pgtle.sql" >"$work/managed-ext.sql"
 is "the pg_tle package's content is managed/pg_lambdaguard_managed.sql" \
 	"$(cmp "$work/managed-ext.sql" "$here/managed/pg_lambdaguard_managed.sql" && echo same)" same
-printf "comment = 'pg_lambdaguard_managed, its pg_tle content (packaging test copy)'\ndefault_version = '1.0'\nrelocatable = false\nsuperuser = false\n" \
+printf "comment = 'pg_lambdaguard_managed, its pg_tle content (packaging test copy)'\ndefault_version = '1.1'\nrelocatable = false\nsuperuser = false\n" \
 	>"$work/managed-ext.control"
 lg_root install -m 644 "$work/managed-ext.control" "$sharedir15/extension/$managed_ext.control"
-lg_root install -m 644 "$work/managed-ext.sql" "$sharedir15/extension/$managed_ext--1.0.sql"
+lg_root install -m 644 "$work/managed-ext.sql" "$sharedir15/extension/$managed_ext--1.1.sql"
 chown postgres: "$work" 2>/dev/null
 sub "dump_restore managed" as_server env EXT_NAME="$managed_ext" bash "$here/test/packaging/dump_restore.sh" managed
 rm -f "$sharedir15/extension/$managed_ext.control" "$sharedir15/extension/$managed_ext--1.0.sql"
