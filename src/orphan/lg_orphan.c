@@ -181,13 +181,19 @@ lg_take_snapshot(bool with_text, bool need_pins)
 	LgWatchFilter filter;
 	RoleCache	roles;
 	char	   *query_buf = NULL;
-	int			what = READ_APPNAME;
+	int			what = 0;
 	int			i;
 
 	attach_status_array();
 	if (session_buf == NULL)
 		session_buf = MemoryContextAllocZero(TopMemoryContext,
 											 sizeof(LgSession) * MaxBackends);
+	/*
+	 * The worker's scan reads what the watch filter needs; a decision reads
+	 * the rest from the live status right before its row (recheck)
+	 */
+	if (with_text || lg_appname_list->n > 0)
+		what |= READ_APPNAME;
 	if (with_text || lg_addr_list->n > 0)
 		what |= READ_ADDR;
 	if (with_text)
@@ -210,6 +216,8 @@ lg_take_snapshot(bool with_text, bool need_pins)
 			continue;
 		if (!(what & READ_ADDR))
 			memset(&s->addr, 0, sizeof(s->addr));
+		if (!(what & READ_APPNAME))
+			s->appname_buf[0] = '\0';
 		s->index = i;
 		s->appname = s->appname_buf;
 		s->query = with_text ? pgstat_clip_activity(query_buf) : NULL;

@@ -339,6 +339,65 @@ name_datum(const char *name, bool *isnull)
 	return name ? DirectFunctionCall1(namein, CStringGetDatum(name)) : (Datum) 0;
 }
 
+/*
+ * The names and the query-text right of the few roles and databases a read
+ * of many rows meets, looked up once each: a thousand sessions of one role
+ * in one database cost two catalog lookups, not two thousand.
+ */
+typedef struct LgNameEntry
+{
+	Oid			oid;
+	bool		is_role;
+	bool		isnull;
+	bool		may_read;		/* roles: may the caller read its query text */
+	Datum		name;
+} LgNameEntry;
+
+typedef struct LgNameCache
+{
+	int			n;
+	LgNameEntry e[32];
+} LgNameCache;
+
+static LgNameEntry *
+name_entry(LgNameCache *cache, Oid oid, bool is_role)
+{
+	int			i;
+
+	for (i = 0; i < cache->n; i++)
+		if (cache->e[i].oid == oid && cache->e[i].is_role == is_role)
+			return &cache->e[i];
+	if (cache->n == lengthof(cache->e))
+		cache->n = 0;			/* many names: start again */
+	i = cache->n++;
+	cache->e[i].oid = oid;
+	cache->e[i].is_role = is_role;
+	cache->e[i].name = name_datum(is_role ? GetUserNameFromId(oid, true) :
+								  get_database_name(oid), &cache->e[i].isnull);
+	cache->e[i].may_read = is_role && may_read_query(oid);
+	return &cache->e[i];
+}
+
+static Datum
+cached_role(LgNameCache *cache, Oid roleid, bool *isnull, bool *may_read)
+{
+	LgNameEntry *e = name_entry(cache, roleid, true);
+
+	*isnull = e->isnull;
+	if (may_read)
+		*may_read = e->may_read;
+	return e->name;
+}
+
+static Datum
+cached_db(LgNameCache *cache, Oid dbid, bool *isnull)
+{
+	LgNameEntry *e = name_entry(cache, dbid, false);
+
+	*isnull = e->isnull;
+	return e->name;
+}
+
 #define SESSIONS_NATTS lengthof(session_types)
 
 /*
@@ -351,6 +410,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	Tuplestorestate *store;
 	TimestampTz now = GetCurrentTimestamp();
 	LgSnapshot *snap;
+	LgNameCache names;
 	int			natts;
 	int			i;
 
@@ -358,6 +418,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 	check_view_access(fcinfo);
 	store = begin_srf(fcinfo, &tupdesc);
 	natts = check_row_shape(fcinfo, tupdesc, &session_shape);
+	names.n = 0;
 
 	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
@@ -367,7 +428,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 		LgSession  *s = &snap->sessions[i];
 		Datum		values[SESSIONS_NATTS];
 		bool		nulls[SESSIONS_NATTS];
-		bool		may_read = may_read_query(s->userid);
+		bool		may_read;
 		const char *state = lg_backend_state_name(s->state);
 		LgReasonMask pins = s->has_pins ? s->pins.pin_mask : 0;
 		LgReasonMask dirty = s->has_pins ? s->pins.dirty_mask : 0;
@@ -377,8 +438,8 @@ lg_sessions(PG_FUNCTION_ARGS)
 		memset(nulls, false, sizeof(nulls));
 
 		values[0] = Int32GetDatum(s->pid);
-		values[1] = name_datum(GetUserNameFromId(s->userid, true), &nulls[1]);
-		values[2] = name_datum(get_database_name(s->dbid), &nulls[2]);
+		values[1] = cached_role(&names, s->userid, &nulls[1], &may_read);
+		values[2] = cached_db(&names, s->dbid, &nulls[2]);
 		values[3] = CStringGetTextDatum(s->appname ? s->appname : "");
 		values[4] = lg_inet_datum(&s->addr, &nulls[4]);
 		values[5] = TimestampTzGetDatum(s->backend_start);
@@ -471,6 +532,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Tuplestorestate *store;
 	LgEvent    *events;
+	LgNameCache names;
 	int			natts;
 	int			n;
 	int			i;
@@ -480,24 +542,26 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 	store = begin_srf(fcinfo, &tupdesc);
 	natts = check_row_shape(fcinfo, tupdesc, &event_shape);
 	events = lg_events_copy(&n);
+	names.n = 0;
 
 	for (i = 0; i < n; i++)
 	{
 		LgEvent    *e = &events[i];
 		Datum		values[EVENTS_NATTS];
 		bool		nulls[EVENTS_NATTS];
+		bool		may_read;
 
 		memset(nulls, false, sizeof(nulls));
 		values[0] = TimestampTzGetDatum(e->at);
 		values[1] = Int32GetDatum(e->pid);
-		values[2] = name_datum(GetUserNameFromId(e->userid, true), &nulls[2]);
-		values[3] = name_datum(get_database_name(e->dbid), &nulls[3]);
+		values[2] = cached_role(&names, e->userid, &nulls[2], &may_read);
+		values[3] = cached_db(&names, e->dbid, &nulls[3]);
 		values[4] = e->appname ? CStringGetTextDatum(e->appname) : (Datum) 0;
 		nulls[4] = (e->appname == NULL);
 		values[5] = event_addr(e->family, e->addr, &nulls[5]);
 		values[6] = CStringGetTextDatum(lg_reason_names[e->reason]);
 		values[7] = BoolGetDatum(e->hidden);
-		if (!may_read_query(e->userid))
+		if (!may_read)
 			values[8] = CStringGetTextDatum(INSUFFICIENT_PRIVILEGE);
 		else if (e->statement)
 			values[8] = CStringGetTextDatum(e->statement);
@@ -508,7 +572,7 @@ lg_pinning_events(PG_FUNCTION_ARGS)
 		if (natts > 10)
 		{
 			/* 1.2: the invocation of its statement, under the text's rule */
-			nulls[10] = e->ctx.len == 0 || !may_read_query(e->userid);
+			nulls[10] = e->ctx.len == 0 || !may_read;
 			if (!nulls[10])
 				values[10] = lg_context_jsonb(&e->ctx);
 		}
