@@ -118,8 +118,9 @@ percall() {
 	lg_as_server_user valgrind --tool=callgrind --callgrind-out-file="$out" \
 		"$LG_PG_BIN/postgres" --single -D "$data" -c shared_preload_libraries=pg_lambdaguard \
 		postgres <"$script" >/dev/null 2>&1
+	# (awk reads to the end: an early exit would fail the pipeline)
 	callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
-		awk '/lg_invocation_statement/ { gsub(",", "", $1); print $1; exit }'
+		awk '/lg_invocation_statement/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }
 for kind in select1 comment; do
 	ir=$(percall "$dir/$kind.sql")

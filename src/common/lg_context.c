@@ -35,12 +35,7 @@
 
 #include "lg_context.h"
 
-static inline bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
-		c == '\v';
-}
+#define is_space(c) lg_is_space(c)
 
 static inline bool
 is_ident(char c)
@@ -89,10 +84,11 @@ block_comment_end(const char *p, const char *limit, bool *nested)
  */
 static const char *
 trailing_comment(const char *p, const char *end, bool standard_strings,
-				 const char **comment_end)
+				 const char **comment_end, bool *nested)
 {
 	const char *last = NULL;	/* the last block comment, if nothing since */
 	const char *last_end = NULL;
+	bool		last_nested = false;
 	const char *start = p;
 
 	while (p < end)
@@ -106,8 +102,7 @@ trailing_comment(const char *p, const char *end, bool standard_strings,
 		}
 		if (c == '/' && p + 1 < end && p[1] == '*')
 		{
-			bool		nested;
-			const char *e = block_comment_end(p, end, &nested);
+			const char *e = block_comment_end(p, end, &last_nested);
 
 			if (e == NULL)
 				return NULL;
@@ -173,6 +168,7 @@ trailing_comment(const char *p, const char *end, bool standard_strings,
 			p++;
 	}
 	*comment_end = last_end;
+	*nested = last_nested;
 	return last;
 }
 
@@ -222,12 +218,10 @@ lg_comment_read(const char *text, const char *stmt, const char *end,
 	if (p - stmt < 4 || p[-1] != '/' || p[-2] != '*')
 		return false;
 	{
-		const char *c_start = trailing_comment(stmt, p, standard_strings, &c_end);
+		const char *c_start = trailing_comment(stmt, p, standard_strings,
+											   &c_end, &nested);
 
-		if (c_start == NULL || c_end - c_start > LG_COMMENT_MAX_BYTES + 4)
-			return false;
-		(void) block_comment_end(c_start, c_end, &nested);
-		if (nested)
+		if (c_start == NULL || nested || c_end - c_start > LG_COMMENT_MAX_BYTES + 4)
 			return false;
 		return lg_comment_parse(c_start + 2, c_end - c_start - 4, out);
 	}
@@ -259,6 +253,14 @@ url_decode(const char *p, const char *e, char *buf, int cap)
 {
 	int			n = 0;
 
+	/* most keys and values have no escape: copied as they are */
+	if (memchr(p, '%', e - p) == NULL)
+	{
+		if (e - p > cap || memchr(p, '\0', e - p) != NULL)
+			return -1;
+		memcpy(buf, p, e - p);
+		return e - p;
+	}
 	while (p < e)
 	{
 		char		c = *p++;
@@ -306,6 +308,7 @@ lg_comment_parse(const char *body, size_t len, LgComment *out)
 	for (;;)
 	{
 		const char *k;
+		const char *v;
 		int			klen;
 		int			rlen = 0;
 		int			vlen;
@@ -338,20 +341,31 @@ lg_comment_parse(const char *body, size_t len, LgComment *out)
 		/* 'value', a backslash escaping the next character */
 		if (p == e || *p != '\'')
 			return false;
-		p++;
-		while (p < e && *p != '\'')
+		v = ++p;
+		while (p < e && *p != '\'' && *p != '\\')
+			p++;
+		if (p < e && *p == '\\')
 		{
-			if (*p == '\\')
+			/* escapes: unescaped into raw */
+			memcpy(raw, v, p - v);
+			rlen = p - v;
+			while (p < e && *p != '\'')
 			{
-				if (++p == e)
-					return false;
+				if (*p == '\\')
+				{
+					if (++p == e)
+						return false;
+				}
+				raw[rlen++] = *p++;
 			}
-			raw[rlen++] = *p++;
+			v = raw;
 		}
+		else
+			rlen = p - v;
 		if (p == e)
 			return false;
 		p++;
-		vlen = url_decode(raw, raw + rlen, value, sizeof(value) - 1);
+		vlen = url_decode(v, v + rlen, value, sizeof(value) - 1);
 		if (vlen < 0 || !valid_text(value, vlen))
 			return false;
 		value[vlen] = '\0';
