@@ -4,7 +4,10 @@
 -- Each case runs in a transaction of its own; ctx() reads this session's
 -- row (the reading statement carries no comment).
 --
+BEGIN;
+SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_lambdaguard;
+COMMIT;
 \pset null (null)
 CREATE FUNCTION pg_temp.ctx() RETURNS jsonb LANGUAGE sql
 AS $$ SELECT client_context FROM lambdaguard.sessions WHERE pid = pg_backend_pid() $$;
