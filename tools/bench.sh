@@ -158,8 +158,6 @@ fi
 ########################################################################
 if want 2; then
 lg_say "2. scan cost with idle client connections (100, 1,000, 5,000); the sessions view beside pg_stat_activity"
-start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=100" "max_connections=5100"
-sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
 cat >"$dir/idle.sql" <<'EOF'
 \sleep 300 s
 EOF
@@ -183,6 +181,10 @@ EOF
 }
 for n in 100 1000 5000; do
 	[ "$quick" = 1 ] && [ "$n" = 5000 ] && continue
+	# max_connections as a server for that many clients has it: the scan
+	# walks every backend slot
+	start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=100" "max_connections=$((n + 100))"
+	sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
 	# 5,000 connections need as many descriptors in pgbench
 	as_pg bash -c 'ulimit -n 20000 2>/dev/null || true; exec "$@"' pgbench pgbench -n -c "$n" -j 20 -T 300 -h 127.0.0.1 -p "$port" -U app -f "$dir/idle.sql" bench >/dev/null 2>&1 &
 	holders+=($!)
@@ -223,8 +225,8 @@ EOF
 		[ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")" -eq 0 ] && break
 		sleep 0.2
 	done
+	stop
 done
-stop
 fi
 
 ########################################################################

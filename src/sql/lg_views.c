@@ -400,6 +400,19 @@ cached_db(LgNameCache *cache, Oid dbid, bool *isnull)
 
 #define SESSIONS_NATTS lengthof(session_types)
 
+/* An interval of this many microseconds, as timestamp_mi makes it */
+static Datum
+duration_datum(int64 usecs)
+{
+	Interval   *result = (Interval *) palloc(sizeof(Interval));
+
+	result->month = 0;
+	result->day = 0;
+	result->time = usecs;
+	return IntervalPGetDatum(DatumGetIntervalP(DirectFunctionCall1(interval_justify_hours,
+																	IntervalPGetDatum(result))));
+}
+
 /*
  * lambdaguard.sessions: one row per client backend.
  */
@@ -411,6 +424,9 @@ lg_sessions(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	LgSnapshot *snap;
 	LgNameCache names;
+	Datum		verdicts[LG_NUM_VERDICTS];
+	Datum		no_reasons;
+	bool		nulls_unused;
 	int			natts;
 	int			i;
 
@@ -419,6 +435,11 @@ lg_sessions(PG_FUNCTION_ARGS)
 	store = begin_srf(fcinfo, &tupdesc);
 	natts = check_row_shape(fcinfo, tupdesc, &session_shape);
 	names.n = 0;
+
+	/* values most rows share, built once (tuples copy them) */
+	for (i = 0; i < LG_NUM_VERDICTS; i++)
+		verdicts[i] = CStringGetTextDatum(lg_verdict_names[i]);
+	no_reasons = lg_reasons_array(0, &nulls_unused);
 
 	snap = lg_take_snapshot(true, true);
 	lg_attach_blocking(snap);
@@ -449,22 +470,19 @@ lg_sessions(PG_FUNCTION_ARGS)
 		nulls[7] = (state == NULL);
 		values[8] = TimestampTzGetDatum(s->state_change);
 		nulls[8] = (s->state_change == 0);
-		values[9] = IntervalPGetDatum(DatumGetIntervalP(
-														DirectFunctionCall2(timestamp_mi,
-																			TimestampTzGetDatum(now),
-																			TimestampTzGetDatum(s->state_change))));
+		values[9] = duration_datum(now - s->state_change);
 		nulls[9] = (s->state_change == 0);
 		values[10] = BoolGetDatum(s->watched);
 		values[11] = BoolGetDatum(pinned);
-		values[12] = lg_reasons_array(pins, &nulls[12]);
+		values[12] = pins ? lg_reasons_array(pins, &nulls[12]) : no_reasons;
 		values[13] = TimestampTzGetDatum(s->pins.pinned_since);
 		nulls[13] = !pinned;
 		if (pinned)
 			values[14] = CStringGetTextDatum(may_read ? s->pins.pinned_by : INSUFFICIENT_PRIVILEGE);
 		nulls[14] = !pinned;
-		values[15] = lg_reasons_array(dirty, &nulls[15]);
+		values[15] = dirty ? lg_reasons_array(dirty, &nulls[15]) : no_reasons;
 		values[16] = Int32GetDatum(Max(s->blocking, 0));
-		values[17] = CStringGetTextDatum(lg_verdict_names[s->verdict]);
+		values[17] = verdicts[s->verdict];
 		/* the worker acts only while enabled */
 		values[18] = TimestampTzGetDatum(s->action_at);
 		nulls[18] = (s->action_at == 0 || !lg_enabled);
