@@ -9,7 +9,8 @@
 # deadline although its naptime is long, and the configured timeouts (60 s
 # here) still hold for everyone else.  Sessions that end their transaction
 # in time, that are not watched, or whose only comment came with a named
-# statement prepared by an earlier invocation are never touched.
+# statement prepared by an earlier invocation are never touched.  A
+# pinned_idle row names the invocation that pinned the session first.
 
 use strict;
 use warnings;
@@ -200,6 +201,28 @@ SKIP:
 		'deadline_passed/dry_run', 'dry run: the verdict, as dry_run');
 	is(lg_state($node, $pid), 'idle in transaction', 'dry run: not signalled');
 	lg_reload($node, dry_run => 'off');
+}
+
+# ---------------------------------------------------------------------------
+# pinned_idle: the history row carries the context of the statement that
+# pinned the session first, not of a later one
+# ---------------------------------------------------------------------------
+{
+	lg_reload($node, pinned_idle_timeout => '1000');
+	my $s = lg_session($node, tcp => 1, appname => 'lg_deadline_pinned');
+	my $pid = $s->pid;
+	$s->query("SET work_mem = '8MB' /*request_id='first-pin'*/;");
+	$s->query("SET work_mem = '9MB' /*request_id='second'*/;");
+	is(lg_sql($node, "SELECT pinned_by FROM lambdaguard.sessions WHERE pid = $pid"),
+		"SET work_mem = '8MB' /*request_id='first-pin'*/",
+		'pinned_idle: pinned_by is the first pinning statement');
+	ok(lg_wait($node, "SELECT count(*) > 0 FROM lambdaguard.history WHERE pid = $pid", 10),
+		'pinned_idle: the idle pinned session is terminated');
+	is( lg_sql($node,
+			"SELECT verdict || ' ' || (client_context->>'request_id') FROM lambdaguard.history WHERE pid = $pid"),
+		'pinned_idle first-pin',
+		'pinned_idle: its history row names the invocation that pinned it first');
+	lg_reload($node, pinned_idle_timeout => '0');
 }
 
 # the LOG line names the verdict
