@@ -43,21 +43,42 @@ typedef struct LgComment
 	TimestampTz deadline;		/* declared, 0 if none (not yet clamped) */
 } LgComment;
 
+/* White space as the SQL scanner sees it: space, \t \n \v \f \r */
+static inline bool
+lg_sql_space(char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 /*
  * Could this statement carry a comment?  text is the whole string the
- * client sent; the statement is [stmt, end).  A statement that starts with
- * a letter and ends with something other than a comment, a space or a
- * semicolon answers false after a few loads: the cost every statement
- * without a comment pays.
+ * client sent; the statement is [stmt, end).  True where lg_comment_read
+ * would find a comment's opening or closing characters in one of the three
+ * places it looks (the start of text after white space; after the final
+ * semicolon; the end of the statement before white space and semicolons);
+ * false means it would return false.  Only these loops over white space:
+ * the cost every statement without a comment pays.
  */
 static inline bool
 lg_comment_maybe(const char *text, const char *stmt, const char *end)
 {
-	unsigned char first = (unsigned char) text[0];
-	unsigned char last = end > stmt ? (unsigned char) end[-1] : 0;
+	const char *p = text;
 
-	return first == '/' || first <= ' ' || last == '/' || last <= ' ' ||
-		*end == ';';
+	while (lg_sql_space(*p))
+		p++;
+	if (p[0] == '/' && p[1] == '*')
+		return true;
+	if (*end == ';')
+	{
+		for (p = end; *p == ';' || lg_sql_space(*p); p++)
+			;
+		if (p[0] == '/' && p[1] == '*')
+			return true;
+	}
+	p = end;
+	while (p > stmt && (lg_sql_space(p[-1]) || p[-1] == ';'))
+		p--;
+	return p - stmt >= 4 && p[-1] == '/' && p[-2] == '*';
 }
 
 /*

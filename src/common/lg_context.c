@@ -12,8 +12,8 @@
  * statement is lexed from its start (strings, quoted identifiers, dollar
  * quotes, line and nested block comments, as the core scanner does), and
  * only a block comment that nothing but white space and semicolons follows
- * is read.  Only statements whose text starts or ends like a comment get
- * that far (lg_comment_maybe).
+ * is read.  Only statements with a comment's delimiters in one of these
+ * places get that far (lg_comment_maybe).
  *
  * What is read.  The comment's body is key='value' pairs separated by
  * commas, white space allowed around them; keys and values URL-encoded; in
@@ -38,8 +38,7 @@
 static inline bool
 is_space(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
-		c == '\v';
+	return lg_sql_space(c);
 }
 
 static inline bool
