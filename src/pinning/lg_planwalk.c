@@ -202,6 +202,12 @@ name_before_paren(const char *text, const char *p, const char **name)
 	{
 		if (unlikely(!identifier_chars['a']))
 			identifier_chars_init();
+		/* four at a time while there is room: one bound check for four */
+		while (q - text >= 4 && identifier_chars[(unsigned char) q[-1]] &&
+			   identifier_chars[(unsigned char) q[-2]] &&
+			   identifier_chars[(unsigned char) q[-3]] &&
+			   identifier_chars[(unsigned char) q[-4]])
+			q -= 4;
 		while (q > text && identifier_chars[(unsigned char) q[-1]])
 			q--;
 	}
@@ -351,70 +357,108 @@ const_is(Node *node, bool value)
 		DatumGetBool(((Const *) node)->constvalue) == value;
 }
 
+/* The reason and the state a call of this function may leave */
+static inline void
+note_call(FuncExpr *f, LgPlanCalls *calls)
+{
+	switch (f->funcid)
+	{
+		case F_SET_CONFIG:
+			{
+				Node	   *name = list_length(f->args) == 3 ? linitial(f->args) : NULL;
+				Node	   *local = list_length(f->args) == 3 ? lthird(f->args) : NULL;
+
+				if (const_is(local, true))
+					break;	/* transaction-scoped */
+				if (name && IsA(name, Const) && !((Const *) name)->constisnull &&
+					lg_parameter_ignored(TextDatumGetCString(((Const *) name)->constvalue)))
+					break;
+				calls->reasons |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
+				calls->set_config = true;
+			}
+			break;
+		case F_SETVAL_REGCLASS_INT8_BOOL:
+			calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+			/* setval(s, n, false): currval still does not answer */
+			if (!const_is(lthird(f->args), false))
+				calls->sequence = true;
+			break;
+		case F_NEXTVAL:
+		case F_SETVAL_REGCLASS_INT8:
+			calls->sequence = true;
+			pg_fallthrough;
+		case F_CURRVAL:
+		case F_LASTVAL:
+			calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+			break;
+		case F_PG_ADVISORY_LOCK_INT8:
+		case F_PG_ADVISORY_LOCK_SHARED_INT8:
+		case F_PG_TRY_ADVISORY_LOCK_INT8:
+		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT8:
+		case F_PG_ADVISORY_LOCK_INT4_INT4:
+		case F_PG_ADVISORY_LOCK_SHARED_INT4_INT4:
+		case F_PG_TRY_ADVISORY_LOCK_INT4_INT4:
+		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4:
+			calls->reasons |= LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+			calls->advisory = true;
+			break;
+		case F_PG_ADVISORY_UNLOCK_INT8:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
+		case F_PG_ADVISORY_UNLOCK_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_ALL:
+			calls->advisory = true;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * The calls in an expression.  The nodes a small statement's expressions
+ * are mostly made of (leaves, lists, target entries, function and operator
+ * calls) are followed here; every other node goes through
+ * expression_tree_walker, which calls back here for each of its children.
+ * Only the calls check the stack depth, as expression_tree_walker does for
+ * every node: nothing else here nests without one of them in between.
+ */
 static bool
 call_walker(Node *node, LgPlanCalls *calls)
 {
+	List	   *args;
+	ListCell   *lc;
+
 	if (node == NULL)
 		return false;
-	if (IsA(node, NextValueExpr))
-		calls->sequence = true;	/* an identity column: state, no reason */
-	else if (IsA(node, FuncExpr))
+	switch (nodeTag(node))
 	{
-		FuncExpr   *f = (FuncExpr *) node;
-
-		switch (f->funcid)
-		{
-			case F_SET_CONFIG:
-				{
-					Node	   *name = list_length(f->args) == 3 ? linitial(f->args) : NULL;
-					Node	   *local = list_length(f->args) == 3 ? lthird(f->args) : NULL;
-
-					if (const_is(local, true))
-						break;	/* transaction-scoped */
-					if (name && IsA(name, Const) && !((Const *) name)->constisnull &&
-						lg_parameter_ignored(TextDatumGetCString(((Const *) name)->constvalue)))
-						break;
-					calls->reasons |= LG_REASON_BIT(LG_REASON_SET_CONFIG);
-					calls->set_config = true;
-				}
-				break;
-			case F_SETVAL_REGCLASS_INT8_BOOL:
-				calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
-				/* setval(s, n, false): currval still does not answer */
-				if (!const_is(lthird(f->args), false))
-					calls->sequence = true;
-				break;
-			case F_NEXTVAL:
-			case F_SETVAL_REGCLASS_INT8:
-				calls->sequence = true;
-				pg_fallthrough;
-			case F_CURRVAL:
-			case F_LASTVAL:
-				calls->reasons |= LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
-				break;
-			case F_PG_ADVISORY_LOCK_INT8:
-			case F_PG_ADVISORY_LOCK_SHARED_INT8:
-			case F_PG_TRY_ADVISORY_LOCK_INT8:
-			case F_PG_TRY_ADVISORY_LOCK_SHARED_INT8:
-			case F_PG_ADVISORY_LOCK_INT4_INT4:
-			case F_PG_ADVISORY_LOCK_SHARED_INT4_INT4:
-			case F_PG_TRY_ADVISORY_LOCK_INT4_INT4:
-			case F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4:
-				calls->reasons |= LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
-				calls->advisory = true;
-				break;
-			case F_PG_ADVISORY_UNLOCK_INT8:
-			case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
-			case F_PG_ADVISORY_UNLOCK_INT4_INT4:
-			case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
-			case F_PG_ADVISORY_UNLOCK_ALL:
-				calls->advisory = true;
-				break;
-			default:
-				break;
-		}
+		case T_Var:
+		case T_Const:
+		case T_Param:
+			return false;
+		case T_List:
+			foreach(lc, (List *) node)
+				(void) call_walker((Node *) lfirst(lc), calls);
+			return false;
+		case T_TargetEntry:
+			return call_walker((Node *) ((TargetEntry *) node)->expr, calls);
+		case T_NextValueExpr:
+			calls->sequence = true; /* an identity column: state, no reason */
+			return false;
+		case T_FuncExpr:
+			note_call((FuncExpr *) node, calls);
+			args = ((FuncExpr *) node)->args;
+			break;
+		case T_OpExpr:
+			args = ((OpExpr *) node)->args;
+			break;
+		default:
+			return expression_tree_walker(node, call_walker, (void *) calls);
 	}
-	return expression_tree_walker(node, call_walker, (void *) calls);
+	check_stack_depth();
+	foreach(lc, args)
+		(void) call_walker((Node *) lfirst(lc), calls);
+	return false;
 }
 
 static void walk_plan(Plan *plan, LgPlanCalls *calls);

@@ -169,18 +169,37 @@ statement_expression(PLpgSQL_stmt *stmt)
 	}
 }
 
+/* A simple expression that names a reason function: its calls, hidden */
+static pg_noinline void
+expression_events(PLpgSQL_expr *expr, const char *paren)
+{
+	LgPlanCalls calls;
+
+	if (lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0 ||
+		!lg_pinstate_tracking())
+		return;
+	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
+	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
+}
+
+/* Passing stmt_end on: apart, so that the usual call sets up no PG_TRY */
+static pg_noinline void
+forward_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
+{
+	FORWARD(stmt_end, estate, stmt);
+}
+
 static void
 lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 {
 	PLpgSQL_expr *expr;
-	LgPlanCalls calls;
 	const char *paren;
 
 	/* the wrapped plugin passing this very call on again: done already */
 	if (estate == forwarding)
 		return;
 	if (inner && inner->stmt_end)
-		FORWARD(stmt_end, estate, stmt);
+		forward_stmt_end(estate, stmt);
 
 	expr = statement_expression(stmt);
 
@@ -188,13 +207,8 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL)
 		return;
 	paren = strchr(expr->query, '(');
-	if (paren == NULL ||
-		lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0)
-		return;
-	if (!lg_pinstate_tracking())
-		return;
-	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
-	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
+	if (paren != NULL)
+		expression_events(expr, paren);
 }
 
 /*

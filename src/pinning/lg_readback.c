@@ -380,22 +380,22 @@ lg_guc_dirty_one(const char *name, uint64 *fingerprint)
 int
 lg_session_advisory_locks(void)
 {
+	PGPROC	   *proc = MyProc;	/* a local: kept in a register over the loop */
 	int			n = 0;
 	int			i;
 
-	if (MyProc == NULL)
+	if (proc == NULL)
 		return 0;
 	for (i = 0; i < NUM_LOCK_PARTITIONS; i++)
 	{
-		LWLock	   *partition = LockHashPartitionLockByIndex(i);
-
 #if PG_VERSION_NUM >= 160000
+		dlist_head *head = &proc->myProcLocks[i];
 		dlist_iter	iter;
 
-		if (dlist_is_empty(&MyProc->myProcLocks[i]))
+		if (dlist_is_empty(head))
 			continue;
-		LWLockAcquire(partition, LW_SHARED);
-		dlist_foreach(iter, &MyProc->myProcLocks[i])
+		LWLockAcquire(LockHashPartitionLockByIndex(i), LW_SHARED);
+		dlist_foreach(iter, head)
 		{
 			PROCLOCK   *pl = dlist_container(PROCLOCK, procLink, iter.cur);
 
@@ -404,12 +404,12 @@ lg_session_advisory_locks(void)
 				n++;
 		}
 #else
-		SHM_QUEUE  *head = &MyProc->myProcLocks[i];
+		SHM_QUEUE  *head = &proc->myProcLocks[i];
 		PROCLOCK   *pl;
 
 		if (head->prev == head)	/* SHMQueueEmpty, without the call */
 			continue;
-		LWLockAcquire(partition, LW_SHARED);
+		LWLockAcquire(LockHashPartitionLockByIndex(i), LW_SHARED);
 		for (pl = (PROCLOCK *) SHMQueueNext(head, head, offsetof(PROCLOCK, procLink));
 			 pl != NULL;
 			 pl = (PROCLOCK *) SHMQueueNext(head, &pl->procLink, offsetof(PROCLOCK, procLink)))
@@ -419,7 +419,7 @@ lg_session_advisory_locks(void)
 				n++;
 		}
 #endif
-		LWLockRelease(partition);
+		LWLockRelease(LockHashPartitionLockByIndex(i));
 	}
 	return n;
 }
