@@ -14,13 +14,20 @@
 
 #include "lg_context.h"
 
+extern void lg_invocation_comment(const char *text, const char *stmt,
+								  const char *end);
+
 /*
  * A statement the client sent starts (lg_hooks.c): text is the whole
  * string, the statement is [stmt, end).  Costs a few loads unless the text
  * starts or ends like a comment.
  */
-extern void lg_invocation_statement(const char *text, const char *stmt,
-									const char *end);
+static inline void
+lg_invocation_statement(const char *text, const char *stmt, const char *end)
+{
+	if (unlikely(lg_comment_maybe(text, stmt, end)))
+		lg_invocation_comment(text, stmt, end);
+}
 
 /*
  * The context of the statement running now, or else of its transaction;

@@ -245,8 +245,11 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 		PG_END_TRY();
 	}
 
-	/* ExecutorEnd follows at once: the statement the client sent is done */
-	if (saved == 0 && lg_pinstate_tracking())
+	/*
+	 * ExecutorEnd follows at once: the statement the client sent is done
+	 * (without tracking there is nothing to end: it returns at once)
+	 */
+	if (saved == 0)
 		lg_statement_end();
 }
 

@@ -41,7 +41,7 @@
 
 typedef struct LgInvocation
 {
-	bool		stmt_has;		/* the statement running now has a comment */
+	TimestampTz stmt_start;		/* the statement whose comment stmt is */
 	LgComment	stmt;			/* its comment */
 	TimestampTz xact_start;		/* the transaction the rest is about */
 	TimestampTz deadline;		/* its earliest deadline, 0 if none */
@@ -83,9 +83,12 @@ xact_ended(XactEvent event, void *arg)
 	}
 }
 
-/* The slow path: the text starts or ends like a comment */
-static pg_noinline void
-statement_comment(const char *text, const char *stmt, const char *end)
+/*
+ * The text starts or ends like a comment: read it.  The comment belongs to
+ * the statement (a protocol message: its start timestamp) that runs now.
+ */
+void
+lg_invocation_comment(const char *text, const char *stmt, const char *end)
 {
 	Portal		portal = ActivePortal;
 	TimestampTz xact_start;
@@ -97,9 +100,10 @@ statement_comment(const char *text, const char *stmt, const char *end)
 	if (portal != NULL && portal->prepStmtName != NULL &&
 		portal->prepStmtName[0] != '\0')
 		return;
+	inv.stmt_start = 0;
 	if (!lg_comment_read(text, stmt, end, standard_conforming_strings, &inv.stmt))
 		return;
-	inv.stmt_has = true;
+	inv.stmt_start = GetCurrentStatementStartTimestamp();
 
 	xact_start = GetCurrentTransactionStartTimestamp();
 	if (inv.xact_start != xact_start)
@@ -132,19 +136,10 @@ statement_comment(const char *text, const char *stmt, const char *end)
 	published = true;
 }
 
-void
-lg_invocation_statement(const char *text, const char *stmt, const char *end)
-{
-	inv.stmt_has = false;
-	if (likely(!lg_comment_maybe(text, stmt, end)))
-		return;
-	statement_comment(text, stmt, end);
-}
-
 const LgContext *
 lg_invocation_context(void)
 {
-	if (inv.stmt_has)
+	if (inv.stmt_start != 0 && inv.stmt_start == GetCurrentStatementStartTimestamp())
 		return &inv.stmt.ctx;
 	if (inv.xact.len > 0 && IsTransactionState() &&
 		inv.xact_start == GetCurrentTransactionStartTimestamp())
