@@ -33,6 +33,12 @@ copy_suite() {
     local owner=$1 dest
     dest=$(mktemp -d /tmp/lg-e2e-suite.XXXXXX)
     tar -C "$HERE" --exclude=./node_modules -cf - . | tar -C "$dest" -xf -
+    # the Node.js helper under test (scenario 5), clients/node/index.js: the
+    # copy has no checkout around it (lib/context-helper.js finds it here)
+    if [ -f "$HERE/../../clients/node/index.js" ]; then
+        mkdir -p "$dest/pg-lambdaguard-context"
+        cp "$HERE/../../clients/node/index.js" "$dest/pg-lambdaguard-context/index.js"
+    fi
     # reuse an installed node_modules if there is one (saves a download)
     if [ -d "$HERE/node_modules" ]; then
         cp -a "$HERE/node_modules" "$dest/node_modules"
@@ -284,7 +290,7 @@ export E2E_PGHOST=127.0.0.1 E2E_PGPORT="$PGPORT" E2E_PGSOCKET="$TMP" \
        E2E_BOUNCER_PORT="$BOUNCER_PORT" E2E_APP_USER="$APP_USER" E2E_APP_PASSWORD="$APP_PASSWORD" \
        E2E_DATABASE=postgres E2E_READ_DATABASE=postgres_ro E2E_STANDBY_PORT="$STANDBY_PORT" E2E_PGLOG="$PGLOG" E2E_GUARD=$([ -z "${E2E_NO_GUARD:-}" ] && echo 1 || echo 0)
 
-TESTS=${E2E_TESTS:-"scenarios/1-orphan-cascade.test.js scenarios/2-pinning.test.js scenarios/3-overdue-query.test.js scenarios/4-standby-read.test.js"}
+TESTS=${E2E_TESTS:-"scenarios/1-orphan-cascade.test.js scenarios/2-pinning.test.js scenarios/3-overdue-query.test.js scenarios/4-standby-read.test.js scenarios/5-declared-deadline.test.js"}
 # Scenarios share one cluster and its settings: run them one after another.
 # The runner gets a process group of its own (job control on), so that the
 # cleanup can end everything it started; waiting in the background lets the

@@ -201,13 +201,17 @@ class LambdaEnv {
     return this.child.pid;
   }
 
-  /** Invoke the handler; resolves with {ok, value | error, code, ms}. */
-  invoke(event = {}) {
+  /**
+   * Invoke the handler; resolves with {ok, value | error, code, ms, requestId}.
+   * options.timeoutMs: this invocation's timeout (getRemainingTimeInMillis()),
+   * else the environment's LAMBDA_TIMEOUT_MS, else 3000.
+   */
+  invoke(event = {}, { timeoutMs } = {}) {
     const id = this.nextId++;
     const started = Date.now();
     return new Promise((resolve) => {
       this.pending.set(id, (m) => resolve({ ...m, startedAt: started }));
-      this.child.send({ type: 'invoke', id, event });
+      this.child.send({ type: 'invoke', id, event, timeoutMs });
     });
   }
 
