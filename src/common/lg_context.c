@@ -58,6 +58,10 @@ block_comment_end(const char *p, const char *limit, bool *nested)
 	p += 2;
 	while (p + 1 < limit)
 	{
+		/* to the next '*' or '/' (strpbrk stops at the terminator too) */
+		p = strpbrk(p, "*/");
+		if (p == NULL || p + 1 >= limit)
+			return NULL;
 		if (p[0] == '/' && p[1] == '*')
 		{
 			depth++;
@@ -70,8 +74,6 @@ block_comment_end(const char *p, const char *limit, bool *nested)
 			if (--depth == 0)
 				return p;
 		}
-		else if (p[0] == '\0')
-			return NULL;
 		else
 			p++;
 	}
@@ -285,8 +287,17 @@ url_decode(const char *p, const char *e, char *buf, int cap)
 static bool
 valid_text(const char *s, int len)
 {
-	return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+	int			i;
+
+	/* ASCII (no NUL: url_decode refused it) is valid in every encoding */
+	for (i = 0; i < len; i++)
+		if ((unsigned char) s[i] >= 0x80)
+			return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
+	return true;
 }
+
+static bool context_add(LgContext *ctx, const char *key, int klen,
+						const char *value, int vlen);
 
 bool
 lg_comment_parse(const char *body, size_t len, LgComment *out)
@@ -342,8 +353,12 @@ lg_comment_parse(const char *body, size_t len, LgComment *out)
 		if (p == e || *p != '\'')
 			return false;
 		v = ++p;
-		while (p < e && *p != '\'' && *p != '\\')
-			p++;
+		{
+			const char *q = memchr(v, '\'', e - v);
+			const char *b = memchr(v, '\\', (q ? q : e) - v);
+
+			p = b ? b : q ? q : e;
+		}
 		if (p < e && *p == '\\')
 		{
 			/* escapes: unescaped into raw */
@@ -381,22 +396,7 @@ lg_comment_parse(const char *body, size_t len, LgComment *out)
 
 		/* kept: the first pairs, while they fit; a repeated key once */
 		if (!full)
-		{
-			LgContext	one;
-
-			if (out->ctx.npairs >= LG_CONTEXT_MAX_PAIRS ||
-				out->ctx.len + klen + vlen + 2 > (int) sizeof(out->ctx.data) ||
-				out->ctx.len - 2 * out->ctx.npairs + klen + vlen > LG_CONTEXT_MAX_BYTES)
-				full = true;
-			else
-			{
-				one.npairs = 1;
-				memcpy(one.data, key, klen + 1);
-				memcpy(one.data + klen + 1, value, vlen + 1);
-				one.len = klen + vlen + 2;
-				lg_context_merge(&out->ctx, &one);
-			}
-		}
+			full = !context_add(&out->ctx, key, klen, value, vlen);
 	}
 	return npairs > 0;
 }
@@ -524,6 +524,27 @@ context_has(const LgContext *ctx, const char *key)
 	return false;
 }
 
+/*
+ * Add a pair unless its key is there already.  Returns false if it does not
+ * fit (the context is full for it).
+ */
+static bool
+context_add(LgContext *ctx, const char *key, int klen, const char *value,
+			int vlen)
+{
+	if (ctx->len > 0 && context_has(ctx, key))
+		return true;
+	if (ctx->npairs >= LG_CONTEXT_MAX_PAIRS ||
+		ctx->len + klen + vlen + 2 > (int) sizeof(ctx->data) ||
+		ctx->len - 2 * ctx->npairs + klen + vlen > LG_CONTEXT_MAX_BYTES)
+		return false;
+	memcpy(ctx->data + ctx->len, key, klen + 1);
+	memcpy(ctx->data + ctx->len + klen + 1, value, vlen + 1);
+	ctx->len += klen + vlen + 2;
+	ctx->npairs++;
+	return true;
+}
+
 void
 lg_context_merge(LgContext *ctx, const LgContext *add)
 {
@@ -531,22 +552,17 @@ lg_context_merge(LgContext *ctx, const LgContext *add)
 	const char *k;
 	const char *v;
 
-	while (lg_context_next(add, &pos, &k, &v))
+	if (ctx->len == 0)
 	{
-		int			klen = strlen(k);
-		int			vlen = strlen(v);
-
-		if (context_has(ctx, k))
-			continue;
-		if (ctx->npairs >= LG_CONTEXT_MAX_PAIRS ||
-			ctx->len + klen + vlen + 2 > (int) sizeof(ctx->data) ||
-			ctx->len - 2 * ctx->npairs + klen + vlen > LG_CONTEXT_MAX_BYTES)
-			break;
-		memcpy(ctx->data + ctx->len, k, klen + 1);
-		memcpy(ctx->data + ctx->len + klen + 1, v, vlen + 1);
-		ctx->len += klen + vlen + 2;
-		ctx->npairs++;
+		/* nothing to compare with: the whole context at once */
+		memcpy(ctx->data, add->data, add->len);
+		ctx->len = add->len;
+		ctx->npairs = add->npairs;
+		return;
 	}
+	while (lg_context_next(add, &pos, &k, &v))
+		if (!context_add(ctx, k, strlen(k), v, strlen(v)))
+			break;
 }
 
 Datum
