@@ -107,10 +107,10 @@ awk -v a="$a" -v a0="$a0" -v o="$o" -v o0="$o0" -v n="$n" 'BEGIN {
 	printf "reference: auto_explain preloaded (PG_TRY nesting only), select1: %.0f vs %.0f, %+.0f (%.2f%%)\n",
 		pa, po, pa - po, (pa - po) * 100 / po }'
 
-# The check every statement without a comment pays (lg_comment_maybe, in
-# lg_invocation_statement: it is its own function, so callgrind counts it):
-# its instructions per call over the select1 workload, and per statement
-# with a comment (reading, decoding, publishing).
+# The check every statement without a comment pays (lg_comment_maybe,
+# inlined into the hooks: callgrind attributes its lines to
+# include/lg_context.h), and the reading of a comment (lg_invocation_comment,
+# a function of its own), per statement of the select1 and comment workloads.
 percall() {
 	local script=$1 out=$dir/callgrind.out
 	lg_as_server_user rm -rf "$data" "$out"
@@ -119,11 +119,15 @@ percall() {
 		"$LG_PG_BIN/postgres" --single -D "$data" -c shared_preload_libraries=pg_lambdaguard \
 		postgres <"$script" >/dev/null 2>&1
 	# (awk reads to the end: an early exit would fail the pipeline)
-	callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
-		awk '/lg_invocation_statement/ && !done { gsub(",", "", $1); print $1; done = 1 }'
+	{
+		callgrind_annotate --inclusive=no --threshold=100 "$out" 2>/dev/null |
+			awk '/include\/lg_context.h:lg_(ExecutorStart|ProcessUtility)/ { gsub(",", "", $1); n += $1 } END { print n + 0 }'
+		callgrind_annotate --inclusive=yes --threshold=100 "$out" 2>/dev/null |
+			awk '/lg_invocation_comment/ && !done { gsub(",", "", $1); print $1; done = 1 } END { if (!done) print 0 }'
+	} | tr '\n' ' '
 }
 for kind in select1 comment; do
-	ir=$(percall "$dir/$kind.sql")
-	awk -v k="$kind" -v ir="${ir:-0}" -v n="$n" 'BEGIN {
-		printf "invocation context, %s: lg_invocation_statement %.1f instructions per statement (inclusive)\n", k, ir / n }'
+	read -r check comment <<<"$(percall "$dir/$kind.sql")"
+	awk -v k="$kind" -v c="${check:-0}" -v r="${comment:-0}" -v n="$n" 'BEGIN {
+		printf "invocation context, %s: the check %.1f, reading the comment %.1f instructions per statement\n", k, c / n, r / n }'
 done
