@@ -98,6 +98,34 @@ END \$\$;
 EOF
 }
 
+# the same for several calls taken in turn (call 1, call 2, ..., call 1, ...),
+# so that a change in the machine's load falls on each alike: their medians,
+# space-separated
+time_turns() { # db role call...
+	local db=$1 role=$2 body="" j=0 c
+	shift 2
+	for c in "$@"; do
+		j=$((j + 1))
+		body="$body
+    t0 := clock_timestamp();
+    SELECT count(*) INTO x FROM $c;
+    a := a || extract(epoch FROM clock_timestamp() - t0) * 1e6;
+    k := k || $j;
+    COMMIT;"
+	done
+	sql -d "$db" -U "$role" 2>&1 <<EOF | sed -n 's/.*NOTICE:  //p'
+DO \$\$
+DECLARE t0 timestamptz; a float8[] := '{}'; k int[] := '{}'; x int;
+BEGIN
+  FOR i IN 1..200 LOOP$body
+  END LOOP;
+  RAISE NOTICE '%', (SELECT string_agg(m::text, ' ' ORDER BY j)
+                       FROM (SELECT j, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY v)) AS m
+                               FROM unnest(a, k) u(v, j) GROUP BY j) s);
+END \$\$;
+EOF
+}
+
 lg_say "1. scan cost with idle connections of the watched role (median of 200 scans each)"
 printf '\\sleep 600 s\n' >"$dir/idle.sql"
 chmod 644 "$dir/idle.sql"
@@ -111,10 +139,10 @@ for n in 100 1000; do
 	done
 	# the floor: the bare read of pg_stat_activity, timed the same way,
 	# beside the managed scan (the preview) and run()'s scan (plan(false))
+	sleep 2
 	c_scan=$(time_scan c postgres "lambdaguard.scan(true)")
-	b_scan=$(time_scan managed admin "pg_stat_activity")
-	m_scan=$(time_scan managed admin "lambdaguard.scan(true)")
-	r_scan=$(time_scan managed admin "lambdaguard.plan(false)")
+	read -r b_scan m_scan r_scan < <(time_turns managed admin "pg_stat_activity" "lambdaguard.scan(true)" \
+		"lambdaguard.plan(false)")
 	fig[c$n]=$c_scan
 	fig[b$n]=$b_scan
 	fig[m$n]=$m_scan
@@ -149,7 +177,7 @@ done
 
 lg_say "2. reaction time: 20 orphans, idle_in_transaction_timeout 2 s, naptime 1 s"
 orphans() { # label db
-	local label=$1 db=$2 i
+	local label=$1 db=$2 i pids=()
 	: >"$dir/$label.starts"
 	for i in $(seq 1 20); do
 		(
@@ -158,11 +186,12 @@ orphans() { # label db
 			echo "BEGIN; UPDATE t SET id = id WHERE id = $i; SELECT pg_backend_pid(), extract(epoch FROM clock_timestamp());" >&5
 			psql -X -qAt -F ' ' -h 127.0.0.1 -p "$port" -U app -d "$db" <&5 >>"$dir/$label.starts" 2>/dev/null
 		) &
+		pids+=($!)
 		sleep 0.13
 	done
 	sleep 4.5
 	for i in $(seq 1 20); do echo "\\q" >"$dir/$label.$i.in" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
 }
 # per orphan: the server log's time of its FATAL line minus the moment it fell due
 reaction() {
@@ -180,12 +209,18 @@ orphans c c
 sql -d postgres -c "ALTER SYSTEM SET lambdaguard.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 reaction c >"$dir/c.ms"
 # the managed edition: the procedure pg_cron starts every minute, run by hand
-# (a pg_cron run is the same CALL); it scans every naptime
-sql -d managed -U admin -c "CALL lambdaguard.run()" >/dev/null 2>&1 &
+# (a pg_cron run is the same CALL) and started again when its minute is over,
+# as pg_cron does; it scans every naptime
+(
+	while [ ! -e "$dir/stop" ]; do
+		sql -d managed -U admin -c "CALL lambdaguard.run()" >/dev/null 2>&1 || sleep 0.1
+	done
+) &
 runner=$!
 sleep 1
 orphans m managed
 reaction m >"$dir/m.ms"
+touch "$dir/stop"
 sql -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'CALL lambdaguard.run()'" >/dev/null
 wait "$runner" 2>/dev/null || true
 echo "   C edition worker: $(wc -l <"$dir/c.ms") orphans, ms after due: $(sort -n "$dir/c.ms" | tr '\n' ' ')"
