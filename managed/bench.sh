@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The managed edition beside the C edition, in one cluster: scan cost at 100
-# and 1,000 idle connections, and reaction time (an orphan falls due ->
-# terminated).  A benchmark, not a test: it prints figures, never fails
+# and 1,000 idle connections, each beside a bare SELECT count(*) FROM
+# pg_stat_activity timed the same way (and their ratio), and reaction time
+# (an orphan falls due -> terminated).  A benchmark, not a test: it prints figures, never fails
 # because the machine is slow.
 #
 #     bash managed/bench.sh          # about 3 minutes on 2 cores
@@ -78,7 +79,9 @@ sql -d managed -c "CREATE TABLE t (id int PRIMARY KEY)" -c "INSERT INTO t SELECT
 
 lg_say "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), PostgreSQL $("$LG_PG_BIN/postgres" --version | awk '{print $3}')"
 
-# median of 200 calls of a scan, in microseconds, timed inside one backend
+# median of 200 calls of a scan, in microseconds, timed inside one backend,
+# each call in a transaction of its own (as run() scans: a fresh read of
+# pg_stat_activity each time)
 time_scan() { # db role call
 	sql -d "$1" -U "$2" 2>&1 <<EOF | sed -n 's/.*NOTICE:  //p'
 DO \$\$
@@ -88,8 +91,37 @@ BEGIN
     t0 := clock_timestamp();
     SELECT count(*) INTO x FROM $3;
     a := a || extract(epoch FROM clock_timestamp() - t0) * 1e6;
+    COMMIT;
   END LOOP;
   RAISE NOTICE '%', (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY v)) FROM unnest(a) v);
+END \$\$;
+EOF
+}
+
+# the same for several calls taken in turn (call 1, call 2, ..., call 1, ...),
+# so that a change in the machine's load falls on each alike: their medians,
+# space-separated
+time_turns() { # db role call...
+	local db=$1 role=$2 body="" j=0 c
+	shift 2
+	for c in "$@"; do
+		j=$((j + 1))
+		body="$body
+    t0 := clock_timestamp();
+    SELECT count(*) INTO x FROM $c;
+    a := a || extract(epoch FROM clock_timestamp() - t0) * 1e6;
+    k := k || $j;
+    COMMIT;"
+	done
+	sql -d "$db" -U "$role" 2>&1 <<EOF | sed -n 's/.*NOTICE:  //p'
+DO \$\$
+DECLARE t0 timestamptz; a float8[] := '{}'; k int[] := '{}'; x int;
+BEGIN
+  FOR i IN 1..200 LOOP$body
+  END LOOP;
+  RAISE NOTICE '%', (SELECT string_agg(m::text, ' ' ORDER BY j)
+                       FROM (SELECT j, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY v)) AS m
+                               FROM unnest(a, k) u(v, j) GROUP BY j) s);
 END \$\$;
 EOF
 }
@@ -105,11 +137,18 @@ for n in 100 1000; do
 		[ "$(sql -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'")" -ge "$n" ] && break
 		sleep 0.2
 	done
-	# one watched orphan that is due: the managed scan then reads pg_locks too
+	# the floor: the bare read of pg_stat_activity, timed the same way,
+	# beside the managed scan (the preview) and run()'s scan (plan(false))
+	sleep 2
 	c_scan=$(time_scan c postgres "lambdaguard.scan(true)")
-	m_scan=$(time_scan managed admin "lambdaguard.scan(true)")
+	read -r b_scan m_scan r_scan < <(time_turns managed admin "pg_stat_activity" "lambdaguard.scan(true)" \
+		"lambdaguard.plan(false)")
 	fig[c$n]=$c_scan
+	fig[b$n]=$b_scan
 	fig[m$n]=$m_scan
+	fig[r$n]=$r_scan
+	fig[x$n]=$(awk -v m="$m_scan" -v b="$b_scan" 'BEGIN {printf "%.2f", m / b}')
+	# one watched orphan that is due: the managed scan then reads pg_locks too
 	mkfifo "$dir/o.in"
 	exec 5<>"$dir/o.in"
 	echo "BEGIN; UPDATE t SET id = id WHERE id = 1; SELECT 1;" >&5
@@ -122,7 +161,8 @@ for n in 100 1000; do
 	exec 5>&-
 	wait "$opid" 2>/dev/null || true
 	rm -f "$dir/o.in"
-	echo "   $n idle connections: C edition scan(true) ${c_scan} us; managed scan(true) ${m_scan} us," \
+	echo "   $n idle connections: C edition scan(true) ${c_scan} us; SELECT count(*) FROM pg_stat_activity ${b_scan} us;" \
+		"managed scan(true) ${m_scan} us (${fig[x$n]} x the bare read), plan(false) ${r_scan} us," \
 		"${m_due} us with one orphan due (pg_locks read)"
 	# pgbench sleeps in \sleep: stop it (runuser passes the signal on)
 	kill "$holder" 2>/dev/null || true
@@ -137,7 +177,7 @@ done
 
 lg_say "2. reaction time: 20 orphans, idle_in_transaction_timeout 2 s, naptime 1 s"
 orphans() { # label db
-	local label=$1 db=$2 i
+	local label=$1 db=$2 i pids=()
 	: >"$dir/$label.starts"
 	for i in $(seq 1 20); do
 		(
@@ -146,11 +186,12 @@ orphans() { # label db
 			echo "BEGIN; UPDATE t SET id = id WHERE id = $i; SELECT pg_backend_pid(), extract(epoch FROM clock_timestamp());" >&5
 			psql -X -qAt -F ' ' -h 127.0.0.1 -p "$port" -U app -d "$db" <&5 >>"$dir/$label.starts" 2>/dev/null
 		) &
+		pids+=($!)
 		sleep 0.13
 	done
 	sleep 4.5
 	for i in $(seq 1 20); do echo "\\q" >"$dir/$label.$i.in" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
 }
 # per orphan: the server log's time of its FATAL line minus the moment it fell due
 reaction() {
@@ -168,12 +209,18 @@ orphans c c
 sql -d postgres -c "ALTER SYSTEM SET lambdaguard.enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 reaction c >"$dir/c.ms"
 # the managed edition: the procedure pg_cron starts every minute, run by hand
-# (a pg_cron run is the same CALL); it scans every naptime
-sql -d managed -U admin -c "CALL lambdaguard.run()" >/dev/null 2>&1 &
+# (a pg_cron run is the same CALL) and started again when its minute is over,
+# as pg_cron does; it scans every naptime
+(
+	while [ ! -e "$dir/stop" ]; do
+		sql -d managed -U admin -c "CALL lambdaguard.run()" >/dev/null 2>&1 || sleep 0.1
+	done
+) &
 runner=$!
 sleep 1
 orphans m managed
 reaction m >"$dir/m.ms"
+touch "$dir/stop"
 sql -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'CALL lambdaguard.run()'" >/dev/null
 wait "$runner" 2>/dev/null || true
 echo "   C edition worker: $(wc -l <"$dir/c.ms") orphans, ms after due: $(sort -n "$dir/c.ms" | tr '\n' ' ')"
@@ -181,8 +228,10 @@ echo "   managed run(): $(wc -l <"$dir/m.ms") orphans, ms after due: $(sort -n "
 
 lg_say "results"
 printf '| figure | C edition | managed edition |\n|---|---|---|\n'
-printf '| scan(true), 100 idle connections | %s us | %s us |\n' "${fig[c100]}" "${fig[m100]}"
-printf '| scan(true), 1000 idle connections | %s us | %s us |\n' "${fig[c1000]}" "${fig[m1000]}"
+printf '| bare SELECT count(*) FROM pg_stat_activity, 100 / 1000 idle connections | | %s us / %s us |\n' "${fig[b100]}" "${fig[b1000]}"
+printf '| scan(true), 100 idle connections | %s us | %s us (%s x the bare read) |\n' "${fig[c100]}" "${fig[m100]}" "${fig[x100]}"
+printf '| scan(true), 1000 idle connections | %s us | %s us (%s x the bare read) |\n' "${fig[c1000]}" "${fig[m1000]}" "${fig[x1000]}"
+printf "| run()'s scan, plan(false), 100 / 1000 idle connections | | %s us / %s us |\n" "${fig[r100]}" "${fig[r1000]}"
 printf '| scan(true), 1000 idle connections + 1 orphan due (pg_locks read) | | %s us |\n' "${fig[d1000]}"
 printf '| reaction after due, 20 orphans, naptime 1 s: median, max | %s ms, %s ms | %s ms, %s ms |\n' \
 	"$(median <"$dir/c.ms")" "$(sort -n "$dir/c.ms" | tail -1)" "$(median <"$dir/m.ms")" "$(sort -n "$dir/m.ms" | tail -1)"

@@ -28,14 +28,18 @@ $_pgtle_$
  * valid extension script as it is.
  *
  * The lifecycle of an orphan, in the order it happens:
- *   seen, judged: session_rows() reads pg_stat_activity and, only when
- *                some watched session could be due, pg_locks once (one
- *                self-join finds who waits on whom), and applies the verdict
- *                table, with the deadline its client declared in a statement
- *                comment (comment_context(); the earliest of the transaction
- *                is kept across scans by remember_contexts()); plan() keeps
- *                the sessions due now that this guard has not acted on yet
- *                in the same episode.
+ *   seen, judged: session_rows() reads pg_stat_activity once, keeping only
+ *                the sessions that could be due or are in a transaction
+ *                (an idle session costs its read, nothing more), and, only
+ *                when some watched session could be due, pg_locks once (one
+ *                self-join finds who waits on whom); it applies the verdict
+ *                table (settings parsed once, in parsed_settings), with the
+ *                deadline its client declared in a statement comment
+ *                (comment_context(); the earliest of the transaction is
+ *                kept across scans by remember_contexts(), which writes only
+ *                when there is something to keep); plan() keeps the
+ *                sessions due now that this guard has not acted on yet in
+ *                the same episode.
  *   re-checked:  recheck() reads the backend's live status again (after
  *                pg_stat_clear_snapshot()): same pid, backend start, state
  *                since the same moment, or the decision is "skipped".
@@ -621,11 +625,81 @@ CREATE TRIGGER settings_none_updated
     REFERENCING NEW TABLE AS updated
     FOR EACH STATEMENT EXECUTE FUNCTION lambdaguard.settings_none_updated();
 
+/*
+ * The settings, parsed: one row, written whenever settings change, so
+ * that a scan reads its settings without parsing them.
+ */
+CREATE TABLE lambdaguard.parsed_settings (
+    enabled               bool NOT NULL,
+    naptime_ms            bigint NOT NULL,
+    roles                 text[] NOT NULL,
+    all_roles             bool NOT NULL,
+    application_names     text[] NOT NULL,
+    client_cidrs          cidr[] NOT NULL,
+    client_local          bool NOT NULL,
+    client_filter         bool NOT NULL,
+    idle_ms               bigint NOT NULL,
+    aborted_ms            bigint NOT NULL,
+    blocking_ms           bigint NOT NULL,
+    active_ms             bigint NOT NULL,
+    dry_run               bool NOT NULL,
+    max_terminations      int NOT NULL,
+    history_retention_min bigint NOT NULL,
+    ignored_parameters    text[] NOT NULL,
+    deadline_grace_ms     bigint NOT NULL
+);
+COMMENT ON TABLE lambdaguard.parsed_settings IS
+    'The settings of pg_lambdaguard_managed, parsed (one row, rewritten by every change of settings)';
+
+/*
+ * Parse every setting into parsed_settings, after each statement that
+ * writes settings (the values are valid: settings_check saw them), as the
+ * owner of the table.
+ */
+CREATE FUNCTION lambdaguard.settings_parse()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s jsonb;
+    r lambdaguard.parsed_settings;
+    addrs text[];
+BEGIN
+    SELECT jsonb_object_agg(name, value) INTO s FROM lambdaguard.settings;
+    r.enabled := (s->>'lambdaguard.enabled') = 'on';
+    r.naptime_ms := (s->>'lambdaguard.naptime')::bigint;
+    r.roles := lambdaguard.split_list('lambdaguard.roles', s->>'lambdaguard.roles', 'roles');
+    r.all_roles := '*' = ANY (r.roles);
+    r.application_names := lambdaguard.split_list('lambdaguard.application_names', s->>'lambdaguard.application_names', 'patterns');
+    addrs := lambdaguard.split_list('lambdaguard.client_addresses', s->>'lambdaguard.client_addresses', 'cidrs');
+    r.client_filter := cardinality(addrs) > 0;
+    r.client_local := 'local' = ANY (addrs);
+    r.client_cidrs := ARRAY(SELECT a::cidr FROM unnest(addrs) a WHERE a <> 'local');
+    r.idle_ms := (s->>'lambdaguard.idle_in_transaction_timeout')::bigint;
+    r.aborted_ms := (s->>'lambdaguard.aborted_transaction_timeout')::bigint;
+    r.blocking_ms := (s->>'lambdaguard.blocking_timeout')::bigint;
+    r.active_ms := (s->>'lambdaguard.active_timeout')::bigint;
+    r.dry_run := (s->>'lambdaguard.dry_run') = 'on';
+    r.max_terminations := (s->>'lambdaguard.max_terminations')::int;
+    r.history_retention_min := (s->>'lambdaguard.history_retention')::bigint;
+    r.ignored_parameters := lambdaguard.split_list('lambdaguard.ignored_parameters', s->>'lambdaguard.ignored_parameters', 'names');
+    r.deadline_grace_ms := (s->>'lambdaguard.deadline_grace')::bigint;
+    DELETE FROM lambdaguard.parsed_settings;
+    INSERT INTO lambdaguard.parsed_settings SELECT r.*;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER settings_parse
+    AFTER INSERT OR UPDATE ON lambdaguard.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION lambdaguard.settings_parse();
+
 INSERT INTO lambdaguard.settings (name, value)
     SELECT name, default_value FROM lambdaguard.setting_definitions;
 
 /*
- * Every setting, parsed, for one scan.
+ * Every setting, parsed, for one scan: the row of parsed_settings.
  */
 CREATE FUNCTION lambdaguard.config(
     OUT enabled bool, OUT naptime_ms bigint, OUT roles text[], OUT all_roles bool,
@@ -634,32 +708,15 @@ CREATE FUNCTION lambdaguard.config(
     OUT blocking_ms bigint, OUT active_ms bigint, OUT dry_run bool,
     OUT max_terminations int, OUT history_retention_min bigint,
     OUT ignored_parameters text[], OUT deadline_grace_ms bigint)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    s jsonb;
-    addrs text[];
 BEGIN
-    SELECT jsonb_object_agg(name, value) INTO s FROM lambdaguard.settings;
-    enabled := (s->>'lambdaguard.enabled') = 'on';
-    naptime_ms := (s->>'lambdaguard.naptime')::bigint;
-    roles := lambdaguard.split_list('lambdaguard.roles', s->>'lambdaguard.roles', 'roles');
-    all_roles := '*' = ANY (roles);
-    application_names := lambdaguard.split_list('lambdaguard.application_names', s->>'lambdaguard.application_names', 'patterns');
-    addrs := lambdaguard.split_list('lambdaguard.client_addresses', s->>'lambdaguard.client_addresses', 'cidrs');
-    client_filter := cardinality(addrs) > 0;
-    client_local := 'local' = ANY (addrs);
-    client_cidrs := ARRAY(SELECT a::cidr FROM unnest(addrs) a WHERE a <> 'local');
-    idle_ms := (s->>'lambdaguard.idle_in_transaction_timeout')::bigint;
-    aborted_ms := (s->>'lambdaguard.aborted_transaction_timeout')::bigint;
-    blocking_ms := (s->>'lambdaguard.blocking_timeout')::bigint;
-    active_ms := (s->>'lambdaguard.active_timeout')::bigint;
-    dry_run := (s->>'lambdaguard.dry_run') = 'on';
-    max_terminations := (s->>'lambdaguard.max_terminations')::int;
-    history_retention_min := (s->>'lambdaguard.history_retention')::bigint;
-    ignored_parameters := lambdaguard.split_list('lambdaguard.ignored_parameters', s->>'lambdaguard.ignored_parameters', 'names');
-    deadline_grace_ms := (s->>'lambdaguard.deadline_grace')::bigint;
+    SELECT p.* INTO enabled, naptime_ms, roles, all_roles, application_names, client_cidrs,
+                    client_local, client_filter, idle_ms, aborted_ms, blocking_ms, active_ms,
+                    dry_run, max_terminations, history_retention_min, ignored_parameters,
+                    deadline_grace_ms
+      FROM lambdaguard.parsed_settings p;
 END
 $$;
 
@@ -969,19 +1026,27 @@ COMMENT ON TABLE lambdaguard.transaction_context IS
  */
 CREATE FUNCTION lambdaguard.query_complete(query text)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT octet_length(query) < (SELECT setting::int FROM pg_settings
-                                   WHERE name = 'track_activity_query_size') - 4
+DECLARE
+    -- the setting as current_setting() shows it: a number of B, kB or MB
+    m text[] := regexp_match(current_setting('track_activity_query_size'), '^([0-9]+)\s*([kMGT]?)B$');
+BEGIN
+    RETURN octet_length(query) < m[1]::bigint * CASE m[2] WHEN 'k' THEN 1024 WHEN 'M' THEN 1048576
+                                                          WHEN 'G' THEN 1073741824 ELSE 1 END - 4;
+END
 $$;
 
 /*
  * Read the last statement of every open transaction into
  * transaction_context (the earliest deadline, the first context; the last
  * statement seen of a transaction already kept), and remove the rows of
- * transactions that ended.  Called by each scan that acts (plan(false)),
- * as the owner of the table; a statement already read is not read again.
+ * transactions that ended.  Called by a scan that acts (plan(false)) when
+ * its sessions show something to keep or rows are kept, as the owner of
+ * the table; it reads the statistics snapshot of the scan that calls it
+ * (run() calls it alone in a transaction of its own).  A statement
+ * already read is not read again.
  */
 CREATE FUNCTION lambdaguard.remember_contexts()
 RETURNS void
@@ -989,7 +1054,6 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_stat_clear_snapshot();
     WITH a AS MATERIALIZED (
         SELECT s.pid, s.backend_start, s.xact_start, s.query_start, s.query
           FROM pg_stat_activity s
@@ -1001,17 +1065,22 @@ BEGIN
          WHERE NOT EXISTS (SELECT FROM a WHERE a.pid = t.pid AND a.backend_start = t.backend_start
                                             AND (a.xact_start = t.xact_start
                                                  OR (a.xact_start IS NULL AND a.query_start = t.query_start)))
+    ), n AS MATERIALIZED (
+        -- new statements: of a kept transaction, or with a comment
+        SELECT a.*, o.pid IS NOT NULL AS kept
+          FROM a
+          LEFT JOIN lambdaguard.transaction_context o
+            ON o.pid = a.pid AND o.backend_start = a.backend_start AND o.xact_start = a.xact_start
+         WHERE a.xact_start IS NOT NULL AND o.query_start IS DISTINCT FROM a.query_start
+           AND (o.pid IS NOT NULL OR strpos(a.query, '/*') > 0)
     )
     INSERT INTO lambdaguard.transaction_context AS t
            (pid, backend_start, xact_start, query_start, client_context, deadline)
-    SELECT a.pid, a.backend_start, a.xact_start, a.query_start, p.client_context, p.deadline
-      FROM a
-      LEFT JOIN lambdaguard.transaction_context o
-        ON o.pid = a.pid AND o.backend_start = a.backend_start AND o.xact_start = a.xact_start
-     CROSS JOIN LATERAL lambdaguard.comment_context(a.query, lambdaguard.query_complete(a.query),
-                                                    a.query_start) p
-     WHERE a.xact_start IS NOT NULL AND o.query_start IS DISTINCT FROM a.query_start
-       AND (o.pid IS NOT NULL OR p.client_context IS NOT NULL OR p.deadline IS NOT NULL)
+    SELECT n.pid, n.backend_start, n.xact_start, n.query_start, p.client_context, p.deadline
+      FROM n
+     CROSS JOIN LATERAL lambdaguard.comment_context(n.query, lambdaguard.query_complete(n.query),
+                                                    n.query_start) p
+     WHERE n.kept OR p.client_context IS NOT NULL OR p.deadline IS NOT NULL
     ON CONFLICT (pid, backend_start, xact_start) DO UPDATE
        SET query_start = excluded.query_start,
            client_context = coalesce(t.client_context, excluded.client_context),
@@ -1052,14 +1121,18 @@ END
 $$;
 
 /*
- * Every client backend, judged: one read of pg_stat_activity and, when
- * some watched session could be due (or all_locks asks for it, as the
- * sessions view does), one read of pg_locks joined with itself.  The
- * statistics snapshot is cleared first, so that the rows are live even in
- * a long transaction.  A transaction's context and deadline are those kept
- * in transaction_context merged with its last statement's comment.
+ * The client backends, judged: one read of pg_stat_activity and, when
+ * some watched session could be due (or every_session asks for it, as the
+ * sessions view does), one read of pg_locks joined with itself.  A scan
+ * (every_session false) keeps only the sessions that could be due or
+ * whose transaction's context counts (in a transaction, or running a
+ * statement; never its own) as pg_stat_activity is read, so that idle
+ * sessions cost no more than their read.  The statistics snapshot is
+ * cleared first, so that the rows are live even in a long transaction.
+ * A transaction's context and deadline are those kept in
+ * transaction_context merged with its last statement's comment.
  */
-CREATE FUNCTION lambdaguard.session_rows(all_locks boolean DEFAULT true,
+CREATE FUNCTION lambdaguard.session_rows(every_session boolean DEFAULT true,
     OUT pid int, OUT usesysid oid, OUT usename name, OUT datname name,
     OUT application_name text, OUT client_addr inet, OUT backend_start timestamptz,
     OUT xact_start timestamptz, OUT query_start timestamptz, OUT state text,
@@ -1072,8 +1145,20 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    snap pg_stat_activity[];
 BEGIN
     PERFORM pg_stat_clear_snapshot();
+    snap := ARRAY(
+        SELECT s FROM pg_stat_activity s
+         WHERE s.backend_type = 'client backend'
+           AND (every_session
+                OR (s.pid <> pg_backend_pid()
+                    AND (s.xact_start IS NOT NULL
+                         OR s.state IN ('idle in transaction', 'idle in transaction (aborted)', 'active')))));
+    IF cardinality(snap) = 0 THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH c AS MATERIALIZED (
         SELECT * FROM lambdaguard.config()
@@ -1094,21 +1179,16 @@ BEGIN
                      OR (c.client_local AND s.client_port = -1)
                      OR EXISTS (SELECT FROM unnest(c.client_cidrs) x WHERE s.client_addr <<= x))
                ) AS watched
-          FROM pg_stat_activity s
+          FROM unnest(snap) s
           LEFT JOIN pg_roles r ON r.oid = s.usesysid
           CROSS JOIN c
-         WHERE s.backend_type = 'client backend'
-    ), a AS MATERIALIZED (
-        -- the transaction's context: what the scans kept, and the last
-        -- statement's comment unless it was read already (an aborted
-        -- transaction shows no xact_start: its kept row is the one whose
-        -- last statement failed)
-        SELECT a0.*,
-               coalesce(a0.xact_start, k.xact_start) AS txn,
-               coalesce(k.client_context, p.client_context) AS ctx,
-               least(k.deadline, p.deadline) AS declared
+    ), k AS MATERIALIZED (
+        -- what the scans kept of each transaction (an aborted transaction
+        -- shows no xact_start: its kept row is the one whose last
+        -- statement failed)
+        SELECT a0.pid, k.xact_start, k.query_start, k.client_context, k.deadline
           FROM a0
-          LEFT JOIN LATERAL (
+          JOIN LATERAL (
               SELECT k.* FROM lambdaguard.transaction_context k
                WHERE k.pid = a0.pid AND k.backend_start = a0.backend_start
                  AND (k.xact_start = a0.xact_start
@@ -1116,14 +1196,26 @@ BEGIN
                           AND k.query_start = a0.query_start))
                LIMIT 1
           ) k ON true
-          LEFT JOIN LATERAL (
-              SELECT x.client_context, x.deadline
-                FROM lambdaguard.comment_context(a0.query, lambdaguard.query_complete(a0.query),
-                                                 a0.query_start) x
-               WHERE ((a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start)
-                      OR a0.state = 'idle in transaction (aborted)')
-                 AND k.query_start IS DISTINCT FROM a0.query_start
-          ) p ON true
+         WHERE a0.xact_start IS NOT NULL OR a0.state = 'idle in transaction (aborted)'
+    ), p AS MATERIALIZED (
+        -- the last statement's comment, unless it was read already
+        SELECT a0.pid, x.client_context, x.deadline
+          FROM a0
+          LEFT JOIN k ON k.pid = a0.pid
+         CROSS JOIN LATERAL lambdaguard.comment_context(a0.query, lambdaguard.query_complete(a0.query),
+                                                        a0.query_start) x
+         WHERE ((a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start)
+                OR a0.state = 'idle in transaction (aborted)')
+           AND k.query_start IS DISTINCT FROM a0.query_start
+           AND strpos(a0.query, '/*') > 0
+    ), a AS MATERIALIZED (
+        SELECT a0.*,
+               coalesce(a0.xact_start, k.xact_start) AS txn,
+               coalesce(k.client_context, p.client_context) AS ctx,
+               least(k.deadline, p.deadline) AS declared
+          FROM a0
+          LEFT JOIN k ON k.pid = a0.pid
+          LEFT JOIN p ON p.pid = a0.pid
     ), dl AS (
         -- deadline_passed: due at deadline + grace; a running statement is
         -- cancelled then, and its transaction terminated one grace later
@@ -1145,7 +1237,7 @@ BEGIN
         SELECT dl.pid, dl.due, greatest(dl.due, dl.due_term) AS due_term FROM dl
     ), need AS (
         -- the lock manager is asked only if a watched session could be due
-        SELECT all_locks OR EXISTS (
+        SELECT every_session OR EXISTS (
             SELECT FROM a, c, t
              WHERE a.watched
                AND ((a.state = 'idle in transaction'
@@ -1244,9 +1336,10 @@ $$;
  * The decisions of one scan, as history rows not yet written: the
  * sessions due now, minus those this guard already acted on in the same
  * episode (same pid, backend start, state since, verdict and action; a
- * failed signal is not tried again).  A scan that acts first keeps the
- * open transactions' contexts (remember_contexts()); a preview writes
- * nothing.
+ * failed signal is not tried again).  A scan that acts then keeps the
+ * open transactions' contexts (remember_contexts(), from the same
+ * snapshot), only when some session shows a context or deadline or rows
+ * are kept: with none, it writes nothing.  A preview writes nothing.
  */
 CREATE FUNCTION lambdaguard.plan(preview boolean)
 RETURNS SETOF lambdaguard.history
@@ -1254,24 +1347,34 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    dry boolean := (SELECT c.dry_run FROM lambdaguard.config() c);
+    dry boolean;
+    s record;
+    d lambdaguard.history;
+    contexts boolean := false;
 BEGIN
-    IF NOT preview THEN
+    -- the sessions that could be due, or whose transaction carries a
+    -- context: few, unless many are busy
+    FOR s IN SELECT * FROM lambdaguard.session_rows(false) r ORDER BY r.state_since, r.pid LOOP
+        contexts := contexts OR (s.xact_start IS NOT NULL
+                                 AND (s.client_context IS NOT NULL OR s.deadline IS NOT NULL));
+        CONTINUE WHEN s.action IS NULL;
+        IF dry IS NULL THEN
+            dry := (SELECT c.dry_run FROM lambdaguard.config() c);
+        END IF;
+        d := ROW(NULL, clock_timestamp(), s.pid, s.usename, s.datname, s.application_name,
+                 s.client_addr, s.backend_start, s.xact_start, s.state, s.state_since, s.verdict,
+                 CASE WHEN preview OR dry THEN 'dry_run' ELSE s.action END,
+                 s.locks_held, s.blocked_pids, NULL, s.query, NULL, s.client_context);
+        CONTINUE WHEN NOT preview AND EXISTS (
+            SELECT FROM lambdaguard.history h
+             WHERE h.pid = d.pid AND h.backend_start = d.backend_start
+               AND h.state_since = d.state_since AND h.verdict = d.verdict
+               AND h.action IN (d.action, 'failed'));
+        RETURN NEXT d;
+    END LOOP;
+    IF NOT preview AND (contexts OR EXISTS (SELECT FROM lambdaguard.transaction_context)) THEN
         PERFORM lambdaguard.remember_contexts();
     END IF;
-    RETURN QUERY
-    SELECT NULL::bigint, clock_timestamp(), s.pid, s.usename, s.datname, s.application_name,
-           s.client_addr, s.backend_start, s.xact_start, s.state, s.state_since, s.verdict,
-           CASE WHEN preview OR dry THEN 'dry_run' ELSE s.action END,
-           s.locks_held, s.blocked_pids, NULL::text[], s.query, NULL::text, s.client_context
-      FROM lambdaguard.session_rows(false) s
-     WHERE s.action IS NOT NULL
-       AND (preview OR NOT EXISTS (
-            SELECT FROM lambdaguard.history h
-             WHERE h.pid = s.pid AND h.backend_start = s.backend_start
-               AND h.state_since = s.state_since AND h.verdict = s.verdict
-               AND h.action IN (CASE WHEN dry THEN 'dry_run' ELSE s.action END, 'failed')))
-     ORDER BY s.state_since, s.pid;
 END
 $$;
 
@@ -1996,6 +2099,78 @@ INSERT INTO lambdaguard.setting_definitions VALUES
 ('lambdaguard.deadline_grace', '1000', 'duration', 'ms', 0, 3600000,
  'a watched session whose transaction is still open this long after the deadline its client declared in a statement comment (lambdaguard_deadline) is deadline_passed');
 ALTER TABLE lambdaguard.setting_definitions ENABLE TRIGGER setting_definitions_read_only;
+
+/*
+ * The settings, parsed: one row, written whenever settings change, so
+ * that a scan reads its settings without parsing them.
+ */
+CREATE TABLE lambdaguard.parsed_settings (
+    enabled               bool NOT NULL,
+    naptime_ms            bigint NOT NULL,
+    roles                 text[] NOT NULL,
+    all_roles             bool NOT NULL,
+    application_names     text[] NOT NULL,
+    client_cidrs          cidr[] NOT NULL,
+    client_local          bool NOT NULL,
+    client_filter         bool NOT NULL,
+    idle_ms               bigint NOT NULL,
+    aborted_ms            bigint NOT NULL,
+    blocking_ms           bigint NOT NULL,
+    active_ms             bigint NOT NULL,
+    dry_run               bool NOT NULL,
+    max_terminations      int NOT NULL,
+    history_retention_min bigint NOT NULL,
+    ignored_parameters    text[] NOT NULL,
+    deadline_grace_ms     bigint NOT NULL
+);
+COMMENT ON TABLE lambdaguard.parsed_settings IS
+    'The settings of pg_lambdaguard_managed, parsed (one row, rewritten by every change of settings)';
+
+/*
+ * Parse every setting into parsed_settings, after each statement that
+ * writes settings (the values are valid: settings_check saw them), as the
+ * owner of the table.
+ */
+CREATE FUNCTION lambdaguard.settings_parse()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s jsonb;
+    r lambdaguard.parsed_settings;
+    addrs text[];
+BEGIN
+    SELECT jsonb_object_agg(name, value) INTO s FROM lambdaguard.settings;
+    r.enabled := (s->>'lambdaguard.enabled') = 'on';
+    r.naptime_ms := (s->>'lambdaguard.naptime')::bigint;
+    r.roles := lambdaguard.split_list('lambdaguard.roles', s->>'lambdaguard.roles', 'roles');
+    r.all_roles := '*' = ANY (r.roles);
+    r.application_names := lambdaguard.split_list('lambdaguard.application_names', s->>'lambdaguard.application_names', 'patterns');
+    addrs := lambdaguard.split_list('lambdaguard.client_addresses', s->>'lambdaguard.client_addresses', 'cidrs');
+    r.client_filter := cardinality(addrs) > 0;
+    r.client_local := 'local' = ANY (addrs);
+    r.client_cidrs := ARRAY(SELECT a::cidr FROM unnest(addrs) a WHERE a <> 'local');
+    r.idle_ms := (s->>'lambdaguard.idle_in_transaction_timeout')::bigint;
+    r.aborted_ms := (s->>'lambdaguard.aborted_transaction_timeout')::bigint;
+    r.blocking_ms := (s->>'lambdaguard.blocking_timeout')::bigint;
+    r.active_ms := (s->>'lambdaguard.active_timeout')::bigint;
+    r.dry_run := (s->>'lambdaguard.dry_run') = 'on';
+    r.max_terminations := (s->>'lambdaguard.max_terminations')::int;
+    r.history_retention_min := (s->>'lambdaguard.history_retention')::bigint;
+    r.ignored_parameters := lambdaguard.split_list('lambdaguard.ignored_parameters', s->>'lambdaguard.ignored_parameters', 'names');
+    r.deadline_grace_ms := (s->>'lambdaguard.deadline_grace')::bigint;
+    DELETE FROM lambdaguard.parsed_settings;
+    INSERT INTO lambdaguard.parsed_settings SELECT r.*;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER settings_parse
+    AFTER INSERT OR UPDATE ON lambdaguard.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION lambdaguard.settings_parse();
+
+-- (its trigger parses the settings, the new one included)
 INSERT INTO lambdaguard.settings (name, value)
     SELECT name, default_value FROM lambdaguard.setting_definitions WHERE name = 'lambdaguard.deadline_grace';
 
@@ -2007,7 +2182,7 @@ DROP FUNCTION lambdaguard.session_rows(boolean);
 DROP FUNCTION lambdaguard.config();
 
 /*
- * Every setting, parsed, for one scan.
+ * Every setting, parsed, for one scan: the row of parsed_settings.
  */
 CREATE FUNCTION lambdaguard.config(
     OUT enabled bool, OUT naptime_ms bigint, OUT roles text[], OUT all_roles bool,
@@ -2016,32 +2191,15 @@ CREATE FUNCTION lambdaguard.config(
     OUT blocking_ms bigint, OUT active_ms bigint, OUT dry_run bool,
     OUT max_terminations int, OUT history_retention_min bigint,
     OUT ignored_parameters text[], OUT deadline_grace_ms bigint)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    s jsonb;
-    addrs text[];
 BEGIN
-    SELECT jsonb_object_agg(name, value) INTO s FROM lambdaguard.settings;
-    enabled := (s->>'lambdaguard.enabled') = 'on';
-    naptime_ms := (s->>'lambdaguard.naptime')::bigint;
-    roles := lambdaguard.split_list('lambdaguard.roles', s->>'lambdaguard.roles', 'roles');
-    all_roles := '*' = ANY (roles);
-    application_names := lambdaguard.split_list('lambdaguard.application_names', s->>'lambdaguard.application_names', 'patterns');
-    addrs := lambdaguard.split_list('lambdaguard.client_addresses', s->>'lambdaguard.client_addresses', 'cidrs');
-    client_filter := cardinality(addrs) > 0;
-    client_local := 'local' = ANY (addrs);
-    client_cidrs := ARRAY(SELECT a::cidr FROM unnest(addrs) a WHERE a <> 'local');
-    idle_ms := (s->>'lambdaguard.idle_in_transaction_timeout')::bigint;
-    aborted_ms := (s->>'lambdaguard.aborted_transaction_timeout')::bigint;
-    blocking_ms := (s->>'lambdaguard.blocking_timeout')::bigint;
-    active_ms := (s->>'lambdaguard.active_timeout')::bigint;
-    dry_run := (s->>'lambdaguard.dry_run') = 'on';
-    max_terminations := (s->>'lambdaguard.max_terminations')::int;
-    history_retention_min := (s->>'lambdaguard.history_retention')::bigint;
-    ignored_parameters := lambdaguard.split_list('lambdaguard.ignored_parameters', s->>'lambdaguard.ignored_parameters', 'names');
-    deadline_grace_ms := (s->>'lambdaguard.deadline_grace')::bigint;
+    SELECT p.* INTO enabled, naptime_ms, roles, all_roles, application_names, client_cidrs,
+                    client_local, client_filter, idle_ms, aborted_ms, blocking_ms, active_ms,
+                    dry_run, max_terminations, history_retention_min, ignored_parameters,
+                    deadline_grace_ms
+      FROM lambdaguard.parsed_settings p;
 END
 $$;
 
@@ -2351,19 +2509,27 @@ COMMENT ON TABLE lambdaguard.transaction_context IS
  */
 CREATE FUNCTION lambdaguard.query_complete(query text)
 RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT octet_length(query) < (SELECT setting::int FROM pg_settings
-                                   WHERE name = 'track_activity_query_size') - 4
+DECLARE
+    -- the setting as current_setting() shows it: a number of B, kB or MB
+    m text[] := regexp_match(current_setting('track_activity_query_size'), '^([0-9]+)\s*([kMGT]?)B$');
+BEGIN
+    RETURN octet_length(query) < m[1]::bigint * CASE m[2] WHEN 'k' THEN 1024 WHEN 'M' THEN 1048576
+                                                          WHEN 'G' THEN 1073741824 ELSE 1 END - 4;
+END
 $$;
 
 /*
  * Read the last statement of every open transaction into
  * transaction_context (the earliest deadline, the first context; the last
  * statement seen of a transaction already kept), and remove the rows of
- * transactions that ended.  Called by each scan that acts (plan(false)),
- * as the owner of the table; a statement already read is not read again.
+ * transactions that ended.  Called by a scan that acts (plan(false)) when
+ * its sessions show something to keep or rows are kept, as the owner of
+ * the table; it reads the statistics snapshot of the scan that calls it
+ * (run() calls it alone in a transaction of its own).  A statement
+ * already read is not read again.
  */
 CREATE FUNCTION lambdaguard.remember_contexts()
 RETURNS void
@@ -2371,7 +2537,6 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM pg_stat_clear_snapshot();
     WITH a AS MATERIALIZED (
         SELECT s.pid, s.backend_start, s.xact_start, s.query_start, s.query
           FROM pg_stat_activity s
@@ -2383,17 +2548,22 @@ BEGIN
          WHERE NOT EXISTS (SELECT FROM a WHERE a.pid = t.pid AND a.backend_start = t.backend_start
                                             AND (a.xact_start = t.xact_start
                                                  OR (a.xact_start IS NULL AND a.query_start = t.query_start)))
+    ), n AS MATERIALIZED (
+        -- new statements: of a kept transaction, or with a comment
+        SELECT a.*, o.pid IS NOT NULL AS kept
+          FROM a
+          LEFT JOIN lambdaguard.transaction_context o
+            ON o.pid = a.pid AND o.backend_start = a.backend_start AND o.xact_start = a.xact_start
+         WHERE a.xact_start IS NOT NULL AND o.query_start IS DISTINCT FROM a.query_start
+           AND (o.pid IS NOT NULL OR strpos(a.query, '/*') > 0)
     )
     INSERT INTO lambdaguard.transaction_context AS t
            (pid, backend_start, xact_start, query_start, client_context, deadline)
-    SELECT a.pid, a.backend_start, a.xact_start, a.query_start, p.client_context, p.deadline
-      FROM a
-      LEFT JOIN lambdaguard.transaction_context o
-        ON o.pid = a.pid AND o.backend_start = a.backend_start AND o.xact_start = a.xact_start
-     CROSS JOIN LATERAL lambdaguard.comment_context(a.query, lambdaguard.query_complete(a.query),
-                                                    a.query_start) p
-     WHERE a.xact_start IS NOT NULL AND o.query_start IS DISTINCT FROM a.query_start
-       AND (o.pid IS NOT NULL OR p.client_context IS NOT NULL OR p.deadline IS NOT NULL)
+    SELECT n.pid, n.backend_start, n.xact_start, n.query_start, p.client_context, p.deadline
+      FROM n
+     CROSS JOIN LATERAL lambdaguard.comment_context(n.query, lambdaguard.query_complete(n.query),
+                                                    n.query_start) p
+     WHERE n.kept OR p.client_context IS NOT NULL OR p.deadline IS NOT NULL
     ON CONFLICT (pid, backend_start, xact_start) DO UPDATE
        SET query_start = excluded.query_start,
            client_context = coalesce(t.client_context, excluded.client_context),
@@ -2402,14 +2572,18 @@ END
 $$;
 
 /*
- * Every client backend, judged: one read of pg_stat_activity and, when
- * some watched session could be due (or all_locks asks for it, as the
- * sessions view does), one read of pg_locks joined with itself.  The
- * statistics snapshot is cleared first, so that the rows are live even in
- * a long transaction.  A transaction's context and deadline are those kept
- * in transaction_context merged with its last statement's comment.
+ * The client backends, judged: one read of pg_stat_activity and, when
+ * some watched session could be due (or every_session asks for it, as the
+ * sessions view does), one read of pg_locks joined with itself.  A scan
+ * (every_session false) keeps only the sessions that could be due or
+ * whose transaction's context counts (in a transaction, or running a
+ * statement; never its own) as pg_stat_activity is read, so that idle
+ * sessions cost no more than their read.  The statistics snapshot is
+ * cleared first, so that the rows are live even in a long transaction.
+ * A transaction's context and deadline are those kept in
+ * transaction_context merged with its last statement's comment.
  */
-CREATE FUNCTION lambdaguard.session_rows(all_locks boolean DEFAULT true,
+CREATE FUNCTION lambdaguard.session_rows(every_session boolean DEFAULT true,
     OUT pid int, OUT usesysid oid, OUT usename name, OUT datname name,
     OUT application_name text, OUT client_addr inet, OUT backend_start timestamptz,
     OUT xact_start timestamptz, OUT query_start timestamptz, OUT state text,
@@ -2422,8 +2596,20 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
+DECLARE
+    snap pg_stat_activity[];
 BEGIN
     PERFORM pg_stat_clear_snapshot();
+    snap := ARRAY(
+        SELECT s FROM pg_stat_activity s
+         WHERE s.backend_type = 'client backend'
+           AND (every_session
+                OR (s.pid <> pg_backend_pid()
+                    AND (s.xact_start IS NOT NULL
+                         OR s.state IN ('idle in transaction', 'idle in transaction (aborted)', 'active')))));
+    IF cardinality(snap) = 0 THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     WITH c AS MATERIALIZED (
         SELECT * FROM lambdaguard.config()
@@ -2444,21 +2630,16 @@ BEGIN
                      OR (c.client_local AND s.client_port = -1)
                      OR EXISTS (SELECT FROM unnest(c.client_cidrs) x WHERE s.client_addr <<= x))
                ) AS watched
-          FROM pg_stat_activity s
+          FROM unnest(snap) s
           LEFT JOIN pg_roles r ON r.oid = s.usesysid
           CROSS JOIN c
-         WHERE s.backend_type = 'client backend'
-    ), a AS MATERIALIZED (
-        -- the transaction's context: what the scans kept, and the last
-        -- statement's comment unless it was read already (an aborted
-        -- transaction shows no xact_start: its kept row is the one whose
-        -- last statement failed)
-        SELECT a0.*,
-               coalesce(a0.xact_start, k.xact_start) AS txn,
-               coalesce(k.client_context, p.client_context) AS ctx,
-               least(k.deadline, p.deadline) AS declared
+    ), k AS MATERIALIZED (
+        -- what the scans kept of each transaction (an aborted transaction
+        -- shows no xact_start: its kept row is the one whose last
+        -- statement failed)
+        SELECT a0.pid, k.xact_start, k.query_start, k.client_context, k.deadline
           FROM a0
-          LEFT JOIN LATERAL (
+          JOIN LATERAL (
               SELECT k.* FROM lambdaguard.transaction_context k
                WHERE k.pid = a0.pid AND k.backend_start = a0.backend_start
                  AND (k.xact_start = a0.xact_start
@@ -2466,14 +2647,26 @@ BEGIN
                           AND k.query_start = a0.query_start))
                LIMIT 1
           ) k ON true
-          LEFT JOIN LATERAL (
-              SELECT x.client_context, x.deadline
-                FROM lambdaguard.comment_context(a0.query, lambdaguard.query_complete(a0.query),
-                                                 a0.query_start) x
-               WHERE ((a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start)
-                      OR a0.state = 'idle in transaction (aborted)')
-                 AND k.query_start IS DISTINCT FROM a0.query_start
-          ) p ON true
+         WHERE a0.xact_start IS NOT NULL OR a0.state = 'idle in transaction (aborted)'
+    ), p AS MATERIALIZED (
+        -- the last statement's comment, unless it was read already
+        SELECT a0.pid, x.client_context, x.deadline
+          FROM a0
+          LEFT JOIN k ON k.pid = a0.pid
+         CROSS JOIN LATERAL lambdaguard.comment_context(a0.query, lambdaguard.query_complete(a0.query),
+                                                        a0.query_start) x
+         WHERE ((a0.xact_start IS NOT NULL AND a0.query_start >= a0.xact_start)
+                OR a0.state = 'idle in transaction (aborted)')
+           AND k.query_start IS DISTINCT FROM a0.query_start
+           AND strpos(a0.query, '/*') > 0
+    ), a AS MATERIALIZED (
+        SELECT a0.*,
+               coalesce(a0.xact_start, k.xact_start) AS txn,
+               coalesce(k.client_context, p.client_context) AS ctx,
+               least(k.deadline, p.deadline) AS declared
+          FROM a0
+          LEFT JOIN k ON k.pid = a0.pid
+          LEFT JOIN p ON p.pid = a0.pid
     ), dl AS (
         -- deadline_passed: due at deadline + grace; a running statement is
         -- cancelled then, and its transaction terminated one grace later
@@ -2495,7 +2688,7 @@ BEGIN
         SELECT dl.pid, dl.due, greatest(dl.due, dl.due_term) AS due_term FROM dl
     ), need AS (
         -- the lock manager is asked only if a watched session could be due
-        SELECT all_locks OR EXISTS (
+        SELECT every_session OR EXISTS (
             SELECT FROM a, c, t
              WHERE a.watched
                AND ((a.state = 'idle in transaction'
@@ -2594,9 +2787,10 @@ $$;
  * The decisions of one scan, as history rows not yet written: the
  * sessions due now, minus those this guard already acted on in the same
  * episode (same pid, backend start, state since, verdict and action; a
- * failed signal is not tried again).  A scan that acts first keeps the
- * open transactions' contexts (remember_contexts()); a preview writes
- * nothing.
+ * failed signal is not tried again).  A scan that acts then keeps the
+ * open transactions' contexts (remember_contexts(), from the same
+ * snapshot), only when some session shows a context or deadline or rows
+ * are kept: with none, it writes nothing.  A preview writes nothing.
  */
 CREATE OR REPLACE FUNCTION lambdaguard.plan(preview boolean)
 RETURNS SETOF lambdaguard.history
@@ -2604,24 +2798,34 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    dry boolean := (SELECT c.dry_run FROM lambdaguard.config() c);
+    dry boolean;
+    s record;
+    d lambdaguard.history;
+    contexts boolean := false;
 BEGIN
-    IF NOT preview THEN
+    -- the sessions that could be due, or whose transaction carries a
+    -- context: few, unless many are busy
+    FOR s IN SELECT * FROM lambdaguard.session_rows(false) r ORDER BY r.state_since, r.pid LOOP
+        contexts := contexts OR (s.xact_start IS NOT NULL
+                                 AND (s.client_context IS NOT NULL OR s.deadline IS NOT NULL));
+        CONTINUE WHEN s.action IS NULL;
+        IF dry IS NULL THEN
+            dry := (SELECT c.dry_run FROM lambdaguard.config() c);
+        END IF;
+        d := ROW(NULL, clock_timestamp(), s.pid, s.usename, s.datname, s.application_name,
+                 s.client_addr, s.backend_start, s.xact_start, s.state, s.state_since, s.verdict,
+                 CASE WHEN preview OR dry THEN 'dry_run' ELSE s.action END,
+                 s.locks_held, s.blocked_pids, NULL, s.query, NULL, s.client_context);
+        CONTINUE WHEN NOT preview AND EXISTS (
+            SELECT FROM lambdaguard.history h
+             WHERE h.pid = d.pid AND h.backend_start = d.backend_start
+               AND h.state_since = d.state_since AND h.verdict = d.verdict
+               AND h.action IN (d.action, 'failed'));
+        RETURN NEXT d;
+    END LOOP;
+    IF NOT preview AND (contexts OR EXISTS (SELECT FROM lambdaguard.transaction_context)) THEN
         PERFORM lambdaguard.remember_contexts();
     END IF;
-    RETURN QUERY
-    SELECT NULL::bigint, clock_timestamp(), s.pid, s.usename, s.datname, s.application_name,
-           s.client_addr, s.backend_start, s.xact_start, s.state, s.state_since, s.verdict,
-           CASE WHEN preview OR dry THEN 'dry_run' ELSE s.action END,
-           s.locks_held, s.blocked_pids, NULL::text[], s.query, NULL::text, s.client_context
-      FROM lambdaguard.session_rows(false) s
-     WHERE s.action IS NOT NULL
-       AND (preview OR NOT EXISTS (
-            SELECT FROM lambdaguard.history h
-             WHERE h.pid = s.pid AND h.backend_start = s.backend_start
-               AND h.state_since = s.state_since AND h.verdict = s.verdict
-               AND h.action IN (CASE WHEN dry THEN 'dry_run' ELSE s.action END, 'failed')))
-     ORDER BY s.state_since, s.pid;
 END
 $$;
 
@@ -2768,11 +2972,12 @@ COMMENT ON VIEW lambdaguard.orphans IS 'Sessions whose verdict is not ok';
 
 -- Privileges of the objects new or made again: nothing for PUBLIC, reading
 -- for pg_monitor (as a fresh install grants them)
-REVOKE ALL ON lambdaguard.sessions, lambdaguard.orphans, lambdaguard.transaction_context FROM PUBLIC;
+REVOKE ALL ON lambdaguard.sessions, lambdaguard.orphans, lambdaguard.transaction_context,
+    lambdaguard.parsed_settings FROM PUBLIC;
 REVOKE ALL ON FUNCTION lambdaguard.config(), lambdaguard.session_rows(boolean),
     lambdaguard.url_decode(text), lambdaguard.deadline_value(text), lambdaguard.in_code(text, int),
     lambdaguard.comment_context(text, boolean, timestamptz), lambdaguard.query_complete(text),
-    lambdaguard.remember_contexts() FROM PUBLIC;
+    lambdaguard.remember_contexts(), lambdaguard.settings_parse() FROM PUBLIC;
 GRANT SELECT ON lambdaguard.sessions, lambdaguard.orphans, lambdaguard.transaction_context TO pg_monitor;
 GRANT EXECUTE ON FUNCTION lambdaguard.url_decode(text), lambdaguard.deadline_value(text),
     lambdaguard.in_code(text, int), lambdaguard.comment_context(text, boolean, timestamptz),
