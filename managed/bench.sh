@@ -30,6 +30,8 @@ done
 data=$dir/data
 holder=
 cleanup() {
+	# the idle clients: runuser's pgbench child too, not only runuser
+	pkill -f "$dir/idle.sql" 2>/dev/null || true
 	[ -n "$holder" ] && kill "$holder" 2>/dev/null
 	lg_as_server_user pg_ctl -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
 	rm -rf "$dir" "$work"
@@ -165,6 +167,7 @@ for n in 100 1000; do
 		"managed scan(true) ${m_scan} us (${fig[x$n]} x the bare read), plan(false) ${r_scan} us," \
 		"${m_due} us with one orphan due (pg_locks read)"
 	# pgbench sleeps in \sleep: stop it (runuser passes the signal on)
+	pkill -f "$dir/idle.sql" 2>/dev/null || true
 	kill "$holder" 2>/dev/null || true
 	wait "$holder" 2>/dev/null || true
 	sql -d postgres -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'" >/dev/null
