@@ -156,19 +156,28 @@ run() {
 		tail -c "+$logpos" "$tmp/server.log" |
 			sed -n 's/^\([0-9-]* [0-9:.]*\) UTC \[\([0-9]*\)\] LOG:  disconnection: .* user=app .*/\2\t\1+00/p'
 		echo '\.'
+		# the worker's LOG line of each decision, written after its signal
+		echo "CREATE TEMP TABLE signalled (pid int, t timestamptz);"
+		echo "COPY signalled FROM STDIN;"
+		tail -c "+$logpos" "$tmp/server.log" |
+			sed -n 's/^\([0-9-]* [0-9:.]*\) UTC \[[0-9]*\] LOG:  pg_lambdaguard: terminated pid \([0-9]*\) .*/\2\t\1+00/p'
+		echo '\.'
 		cat <<SQL
 CREATE TEMP VIEW r AS
   SELECT extract(epoch FROM h.at) * 1000 - ($due_sql) AS at_ms,
+         extract(epoch FROM s.t) * 1000 - ($due_sql) AS sig_ms,
          extract(epoch FROM g.t) * 1000 - ($due_sql) AS gone_ms,
          h.action, h.verdict, h.pid, h.at
-    FROM lambdaguard.history h LEFT JOIN gone g USING (pid)
+    FROM lambdaguard.history h LEFT JOIN gone g USING (pid) LEFT JOIN signalled s USING (pid)
    WHERE h.application_name = '$app';
 SELECT format('  %s pid %s at %s due+%s ms gone due+%s ms', '$label', pid, at, round(at_ms::numeric, 3), round(gone_ms::numeric, 1))
   FROM r WHERE ${BENCH_VERBOSE:-0} = 1 ORDER BY at;
-SELECT format('%-34s %4s %8s %10s %9s %10s %9s  %s', '$label', $N,
+SELECT format('%-34s %4s %8s %10s %9s %10s %9s %10s %9s  %s', '$label', $N,
               count(*) FILTER (WHERE action = 'terminate'),
               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY at_ms)::numeric, 1),
               round(max(at_ms)::numeric, 1),
+              round(percentile_cont(0.5) WITHIN GROUP (ORDER BY sig_ms)::numeric, 1),
+              round(max(sig_ms)::numeric, 1),
               round(percentile_cont(0.5) WITHIN GROUP (ORDER BY gone_ms)::numeric, 1),
               round(max(gone_ms)::numeric, 1),
               coalesce(string_agg(DISTINCT verdict, ','), '-') ||
@@ -180,9 +189,9 @@ SQL
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), PostgreSQL $("$bin/postgres" --version | awk '{print $3}'), $(sql -c "SELECT 'pg_lambdaguard ' || extversion FROM pg_extension WHERE extname = 'pg_lambdaguard'") (pg_lambdaguard.so md5 $lib_md5...)"
 echo "settings: fsync = on, synchronous_commit = on, naptime = ${NAPTIME} ms, deadline_grace = ${GRACE} ms, max_terminations = 100"
-echo "reaction (ms) = history.at or backend gone - due; due = deadline + grace, or, without a comment, state_since + idle_in_transaction_timeout (${IDLE_TIMEOUT} ms)"
+echo "reaction (ms) = history.at, the worker's LOG line (after the signal: signalled), or backend gone - due; due = deadline + grace, or, without a comment, state_since + idle_in_transaction_timeout (${IDLE_TIMEOUT} ms)"
 echo
-printf '%-34s %4s %8s %10s %9s %10s %9s  %s\n' run sessions acted "at median" "at max" "gone med" "gone max" verdict
+printf '%-34s %4s %8s %10s %9s %10s %9s %10s %9s  %s\n' run sessions acted "at median" "at max" "sig med" "sig max" "gone med" "gone max" verdict
 run "deadline, staggered ${STEP} ms" deadline "$STEP"
 run "deadline, burst" deadline 0
 set_timeout "$IDLE_TIMEOUT"
