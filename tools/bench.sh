@@ -230,8 +230,7 @@ done
 fi
 
 ########################################################################
-if want 3; then
-lg_say "3. reaction time: 20 orphans, timeout 2 s, naptime 1 s; and PostgreSQL's own timeout"
+# orphans and reaction(): for sections 3 and 3b
 orphans() {
 	# 20 sessions that begin a transaction, note the time and go silent
 	local label=$1 gap=${2:-0.13} i
@@ -259,6 +258,8 @@ reaction() {
 		awk -v a="$t1" -v b="$t0" 'BEGIN {printf "%.0f\n", (a - b) * 1000}'
 	done <"$dir/$label.starts"
 }
+if want 3; then
+lg_say "3. reaction time: 20 orphans, timeout 2 s, naptime 1 s; and PostgreSQL's own timeout"
 start pg_lambdaguard "lambdaguard.roles=app" "lambdaguard.naptime=1000" \
 	"lambdaguard.idle_in_transaction_timeout=2000" "lambdaguard.blocking_timeout=0"
 sql -c "CREATE EXTENSION IF NOT EXISTS pg_lambdaguard"
