@@ -2057,7 +2057,7 @@ SELECT pgtle.install_update_path(
 $_pgtle_$
 /*
  * pg_lambdaguard_managed--1.0--1.1.sql: from 1.0 to 1.1 (the invocation
- * context of issue 20): the sqlcommenter comment of each statement, as
+ * context): the sqlcommenter comment of each statement, as
  * pg_stat_activity shows it; history.client_context; sessions.client_context
  * and sessions.deadline; the setting lambdaguard.deadline_grace and the
  * verdict deadline_passed.  As the role that installed 1.0:
