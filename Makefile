@@ -29,4 +29,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# The library's calls between its own files bind within it, as direct calls
+# (no PLT stub on the hooks' path); ELF platforms
+ifneq (,$(filter linux freebsd netbsd openbsd,$(PORTNAME)))
+SHLIB_LINK += -Wl,-Bsymbolic
+endif
+
 $(OBJS): $(wildcard $(srcdir)/include/*.h)

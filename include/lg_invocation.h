@@ -33,6 +33,15 @@ lg_invocation_statement(const char *text, const char *stmt, const char *end)
  * The context of the statement running now, or else of its transaction;
  * NULL if there is none.  For events.
  */
-extern const LgContext *lg_invocation_context(void);
+extern const LgContext *lg_invocation_context_read(void);
+
+/* true once this backend has read a comment's pairs */
+extern bool lg_invocation_seen;
+
+static inline const LgContext *
+lg_invocation_context(void)
+{
+	return likely(!lg_invocation_seen) ? NULL : lg_invocation_context_read();
+}
 
 #endif							/* LG_INVOCATION_H */

@@ -11,6 +11,8 @@
 
 extern bool lg_guc_dirty(bool at_abort, uint64 *fingerprint);
 extern bool lg_guc_dirty_one(const char *name, uint64 *fingerprint);
+extern bool lg_guc_known(uint64 *fingerprint);
+extern bool lg_guc_note_set(const char *name);
 extern int	lg_session_advisory_locks(void);
 extern int	lg_temp_relations(int *tables, int *sequences, int *views,
 							  const Oid *ignore, int nignore);

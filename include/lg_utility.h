@@ -26,6 +26,7 @@ typedef struct LgUtilityEffect
 	bool		own_query;		/* runs its own query through the executor */
 	bool		runs_code;		/* DO, CALL: code inside is hidden */
 	bool		copy_from;		/* COPY table FROM: defaults may call nextval */
+	bool		plain_set;		/* SET name = value (not LOCAL, not DEFAULT) */
 } LgUtilityEffect;
 
 extern void lg_utility_effect(Node *parsetree, LgUtilityEffect *e);

@@ -261,15 +261,22 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 /* Apply the effect of a utility statement that succeeded */
 static void
 apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
-			  const char *queryString, QueryCompletion *qc)
+			  const char *queryString, size_t len, QueryCompletion *qc)
 {
 	LgKindMask	kinds = e->kind | e->clears;
 
+	/* len: the client's statement measured already, else 0 */
 	if (e->reason >= 0)
 		lg_record_event((LgReason) e->reason, hidden, queryString,
-						pstmt->stmt_location, pstmt->stmt_len, pstmt->queryId);
+						pstmt->stmt_location,
+						len > 0 && len <= PG_INT32_MAX ? (int) len : pstmt->stmt_len,
+						pstmt->queryId);
 	if (e->kind == LG_KIND_GUC)
-		lg_read_param(e->name);
+	{
+		lg_read_param(e->name, e->plain_set);
+		if ((e->clears & ~LG_KIND_GUC) == 0)
+			return;				/* SET, RESET: nothing more */
+	}
 	if (e->kind == LG_KIND_PREPARED || (e->clears & LG_KIND_PREPARED))
 		lg_objects_prepared(e->name, true,
 						  e->kind == LG_KIND_PREPARED ? e->op : LG_OP_CLEAR);
@@ -286,6 +293,8 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 		lg_set_dirty(BIT(LOAD), true);
 	if (kinds & LG_KIND_SEQUENCE)
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), false);
+	if (e->kind == LG_KIND_GUC)
+		kinds &= ~LG_KIND_GUC;	/* noted by lg_read_param */
 	if (e->on_commit_drop && e->rel)
 	{
 		Oid			nsp;
@@ -295,7 +304,8 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 		if (OidIsValid(nsp))
 			lg_note_on_commit_drop(get_relname_relid(e->rel->relname, nsp));
 	}
-	lg_note_kinds(kinds);
+	if (kinds != 0)
+		lg_note_kinds(kinds);
 }
 
 void
@@ -358,7 +368,7 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (tracking)
 	{
-		apply_utility(&effect, !top, pstmt, queryString, qc);
+		apply_utility(&effect, !top, pstmt, queryString, len, qc);
 		if (top)
 			lg_statement_end();
 		else

@@ -104,6 +104,7 @@ lg_invocation_comment(const char *text, const char *stmt, const char *end)
 	if (!lg_comment_read(text, stmt, end, standard_conforming_strings, &inv.stmt))
 		return;
 	inv.stmt_start = GetCurrentStatementStartTimestamp();
+	lg_invocation_seen = true;
 
 	xact_start = GetCurrentTransactionStartTimestamp();
 	if (inv.xact_start != xact_start)
@@ -136,8 +137,10 @@ lg_invocation_comment(const char *text, const char *stmt, const char *end)
 	published = true;
 }
 
+bool		lg_invocation_seen = false;
+
 const LgContext *
-lg_invocation_context(void)
+lg_invocation_context_read(void)
 {
 	if (inv.stmt_start != 0 && inv.stmt_start == GetCurrentStatementStartTimestamp())
 		return &inv.stmt.ctx;

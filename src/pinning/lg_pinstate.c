@@ -62,6 +62,7 @@ typedef struct LgBackendPinning
 	LgReasonMask param_kinds;
 	uint64		guc_print;
 	bool		guc_known;		/* the last read saw every set parameter */
+	bool		guc_print_stale;	/* a plain SET since guc_print was taken */
 
 	/* the statement the client sent, while it runs */
 	LgReasonMask stmt_events;	/* reasons it recorded an event of */
@@ -83,7 +84,6 @@ typedef struct LgBackendPinning
 	/* set-up done once */
 	bool		callbacks_registered;
 	bool		release_registered;
-	bool		shmem_ready;
 } LgBackendPinning;
 
 static LgBackendPinning me;
@@ -115,6 +115,14 @@ session_recorded(void)
 						  MyBEEntry ? &MyBEEntry->st_clientaddr : NULL);
 }
 
+/* The same, without the call when nothing changed */
+static inline void
+publish_changes(void)
+{
+	if (me.dirty_mask != me.published_dirty || me.pin_mask != me.published_pins)
+		lg_publish(NULL);
+}
+
 /* Publish the slot if what others can see has changed */
 void
 lg_publish(const char *pinned_by)
@@ -141,14 +149,31 @@ lg_set_dirty(LgReasonMask bits, bool on)
  * Record one event: sticky pin unless hidden, the event, statistics.  Text
  * is clipped at a character boundary.
  */
+static pg_noinline void
+record_first_pin(LgReason reason, bool hidden, const char *text, int len,
+				 uint64 queryid)
+{
+	LgReasonMask bit = LG_REASON_BIT(reason);
+	bool		first = (me.event_mask & bit) == 0;
+	int			n = pg_mbcliplen(text, len, LG_PINNED_BY_LEN - 1);
+	char		buf[LG_PINNED_BY_LEN];
+
+	me.pinned_since = GetCurrentTimestamp();
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	me.pin_mask |= bit;
+	me.event_mask |= bit;
+	lg_publish(buf);
+	lg_event_publish(reason, hidden, first, text, len, queryid,
+					 lg_invocation_context());
+}
+
 void
 lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 				int len, uint64 queryid)
 {
 	LgReasonMask bit = LG_REASON_BIT(reason);
 	bool		first = (me.event_mask & bit) == 0;
-	const char *pinned_by = NULL;
-	char		buf[LG_PINNED_BY_LEN];
 
 	callbacks_needed();
 	me.stmt_events |= bit;
@@ -168,20 +193,16 @@ lg_record_event(LgReason reason, bool hidden, const char *text, int location,
 	if (!hidden)
 	{
 		/* me.pinned_since and pinned_by: the first reason that pins the proxy */
-		if ((me.pin_mask & LG_PINS_RDS_PROXY_MASK) == 0 &&
-			(bit & LG_PINS_RDS_PROXY_MASK) != 0)
+		if (unlikely((me.pin_mask & LG_PINS_RDS_PROXY_MASK) == 0 &&
+					 (bit & LG_PINS_RDS_PROXY_MASK) != 0))
 		{
-			int			n = pg_mbcliplen(text, len, LG_PINNED_BY_LEN - 1);
-
-			me.pinned_since = GetCurrentTimestamp();
-			memcpy(buf, text, n);
-			buf[n] = '\0';
-			pinned_by = buf;
+			record_first_pin(reason, hidden, text, len, queryid);
+			return;
 		}
 		me.pin_mask |= bit;
 	}
 	me.event_mask |= bit;
-	lg_publish(pinned_by);
+	publish_changes();
 	lg_event_publish(reason, hidden, first, text, len, queryid,
 					 lg_invocation_context());
 }
@@ -251,6 +272,7 @@ apply_params(bool dirty, uint64 print, bool events)
 	if (dirty && (me.param_kinds & PARAM_BITS) == 0)
 		me.param_kinds = BIT(SET_CONFIG);
 	me.guc_print = print;
+	me.guc_print_stale = false;
 	me.dirty_mask = (me.dirty_mask & ~PARAM_BITS) | (dirty ? me.param_kinds : 0);
 }
 
@@ -265,17 +287,31 @@ read_params(bool at_abort, bool events)
 	apply_params(dirty, print, events);
 }
 
-/* One parameter was SET or RESET: read it and those known to be set */
+/*
+ * One parameter was SET or RESET: read it and those known to be set.  A
+ * plain SET of an ordinary parameter leaves it set in the session, so the
+ * parameters are set; the fingerprint that C code's changes are found by is
+ * taken again before C code next runs (lg_note_c_function).  Notes the
+ * kind for the transaction's end, as lg_note_kinds does.
+ */
 void
-lg_read_param(const char *name)
+lg_read_param(const char *name, bool plain_set)
 {
 	uint64		print;
 	bool		dirty;
 
+	callbacks_needed();
+	me.xact_touched |= LG_KIND_GUC;
 	if (!me.guc_known || name == NULL)
 	{
 		callbacks_needed();
 		me.stmt_touched |= LG_KIND_GUC;
+		return;
+	}
+	if (plain_set && (me.param_kinds & PARAM_BITS) != 0 && lg_guc_note_set(name))
+	{
+		me.guc_print_stale = true;
+		me.dirty_mask = (me.dirty_mask & ~PARAM_BITS) | me.param_kinds;
 		return;
 	}
 	dirty = lg_guc_dirty_one(name, &print);
@@ -466,7 +502,25 @@ static void
 lg_xact_callback(XactEvent event, void *arg)
 {
 	LgKindMask	touched = me.xact_touched & ~LG_KIND_ADVISORY;
-	bool		more = me.stmt_touched != 0 || me.fn_ran || me.xact_names;
+	bool		more = (me.stmt_touched != 0) | me.fn_ran | me.xact_names;
+
+	/*
+	 * The usual transactions: one that changed nothing, and one whose
+	 * parameters were read at the end of each statement.  A commit changes
+	 * nothing more (an abort undoes them: read again below).
+	 */
+	if (likely(!more && me.utility_depth == 0))
+	{
+		if (event == XACT_EVENT_PRE_COMMIT && (touched & ~LG_KIND_GUC) == 0)
+			return;
+		if (event == XACT_EVENT_COMMIT && (touched & ~LG_KIND_GUC) == 0)
+		{
+			if (!(me.xact_touched & LG_KIND_ADVISORY))
+				me.xact_events = 0;
+			me.xact_touched &= LG_KIND_ADVISORY;
+			return;
+		}
+	}
 
 	/* the events of a transaction that ends (advisory_recount needs them) */
 	if ((event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
@@ -611,19 +665,14 @@ callbacks_needed(void)
 	me.callbacks_registered = true;
 }
 
-/*
- * Is pinning recorded in this backend at all?  Not where track_pinning is
- * none, not in parallel workers (their leader records), not before shared
- * memory is there.
- */
+/* lg_pinstate_tracking (lg_pinstate.h), until shared memory is there */
+bool		lg_pinstate_shmem_ready = false;
+
 bool
-lg_pinstate_tracking(void)
+lg_pinstate_tracking_slow(void)
 {
-	if (lg_track_pinning == LG_TRACK_NONE || IsParallelWorker())
-		return false;
-	if (unlikely(!me.shmem_ready))
-		me.shmem_ready = lg_shmem_ready();
-	return me.shmem_ready;
+	lg_pinstate_shmem_ready = lg_shmem_ready();
+	return lg_pinstate_shmem_ready;
 }
 
 /*
@@ -654,6 +703,12 @@ lg_note_c_function(void)
 	if (me.fn_ran)
 		return;
 	callbacks_needed();
+	if (me.guc_print_stale)
+	{
+		/* the parameters as they are before the C code runs */
+		(void) lg_guc_known(&me.guc_print);
+		me.guc_print_stale = false;
+	}
 	me.fn_ran = true;
 	me.guc_known = false;
 }

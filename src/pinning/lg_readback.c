@@ -157,8 +157,8 @@ guc_name_cmp(const void *key, const void *elem)
 
 /*
  * A parameter's variable, by name.  A SET names the same few parameters
- * again and again, so the last ones found are kept, by the name's length and
- * first letter; the name is checked against the variable's own.  Variables
+ * again and again, so the last ones found are kept, by the name's first two
+ * letters; the name is checked against the variable's own.  Variables
  * never move or go away, except a placeholder replaced when its extension
  * loads: placeholders are not kept.
  */
@@ -168,9 +168,10 @@ static struct config_generic *guc_cache[LG_GUC_CACHE_SIZE];
 static struct config_generic *
 find_guc(const char *name)
 {
-	size_t		len = strlen(name);
 	struct config_generic **slot =
-		&guc_cache[(len * 31 + (unsigned char) name[0]) & (LG_GUC_CACHE_SIZE - 1)];
+		&guc_cache[((unsigned char) name[0] * 31 +
+					(name[0] ? (unsigned char) name[1] : 0)) &
+				   (LG_GUC_CACHE_SIZE - 1)];
 	struct config_generic *g = *slot;
 
 	if (g != NULL && strcmp(g->name, name) == 0)
@@ -319,6 +320,67 @@ lg_guc_dirty(bool at_abort, uint64 *fingerprint)
 	}
 	*fingerprint = fp;
 	return fp != 0;
+}
+
+/*
+ * The fingerprint of the variables the last reads found set (all of them
+ * when more than fitted).
+ */
+bool
+lg_guc_known(uint64 *fingerprint)
+{
+	uint64		fp = 0;
+	int			i;
+	int			n = 0;
+
+	if (!known_complete)
+		return lg_guc_dirty(false, fingerprint);
+	for (i = 0; i < nknown; i++)
+	{
+		uint64		v = session_value(known[i], false, true);
+
+		if (v != 0)
+		{
+			fp += v;
+			known[n++] = known[i];
+		}
+	}
+	nknown = n;
+	*fingerprint = fp;
+	return fp != 0;
+}
+
+/*
+ * SET name = value succeeded.  If name is an ordinary parameter whose value
+ * is now the session's for good (source session, no SET LOCAL or function's
+ * SET clause above it to put an older value back), it is noted among the
+ * known ones and the answer is true: the session's parameters are set.
+ * Otherwise false: read them.
+ */
+bool
+lg_guc_note_set(const char *name)
+{
+	struct config_generic *g = find_guc(name);
+	GucStack   *st;
+	int			i;
+
+	if (g == NULL || !known_complete || g->source != PGC_S_SESSION ||
+		(g->flags & (GUC_CUSTOM_PLACEHOLDER | GUC_NO_SHOW_ALL)))
+		return false;
+	find_special_gucs();
+	if (g == role_var || g == session_authorization_var ||
+		(g->name[0] == 't' && strncmp(g->name, "transaction_", 12) == 0))
+		return false;
+	for (st = g->stack; st != NULL; st = st->prev)
+		if (st->state != GUC_SET)
+			return false;
+	for (i = 0; i < nknown; i++)
+		if (known[i] == g)
+			return true;
+	if (nknown == LG_MAX_KNOWN)
+		return false;
+	known[nknown++] = g;
+	return true;
 }
 
 /*

@@ -128,6 +128,8 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 				switch (stmt->kind)
 				{
 					case VAR_SET_VALUE:
+						e->plain_set = true;
+						return lg_parameter_ignored(stmt->name) ? V_NONE : V_SET;
 					case VAR_SET_CURRENT:
 						return lg_parameter_ignored(stmt->name) ? V_NONE : V_SET;
 					case VAR_SET_DEFAULT:

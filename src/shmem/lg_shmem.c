@@ -55,6 +55,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -164,6 +165,15 @@ static LgStatEntry *my_stats[LG_NUM_REASONS];
 static bool my_addr_known = false;
 static uint8 my_family = 0;
 static unsigned char my_addr[16];
+static Oid	my_userid = InvalidOid;	/* the authenticated user never changes */
+
+/*
+ * The length of application_name, measured again only when the parameter
+ * changes (each value is a string of its own: a new pointer)
+ */
+static const char *my_appname = NULL;
+static Size my_appname_len = 0;
+static Size my_stmt_max = 0;	/* LG_EVENT_STMT_LEN, or less in a small arena */
 
 static int
 lg_num_slots(void)
@@ -547,9 +557,9 @@ arena_read(uint64 pos, char *out, Size len)
 	out[len] = '\0';
 }
 
-/* The client address events record, read from MyBEEntry once */
+/* What every event of this backend records alike, read once */
 static void
-read_my_addr(void)
+read_my_constants(void)
 {
 	memset(my_addr, 0, sizeof(my_addr));
 	my_family = 0;
@@ -568,6 +578,8 @@ read_my_addr(void)
 			memcpy(my_addr, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
 		}
 	}
+	my_userid = GetAuthenticatedUserId();
+	my_stmt_max = Min((Size) LG_EVENT_STMT_LEN, lg->arena_size / 4);
 	my_addr_known = true;
 }
 
@@ -641,9 +653,7 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 {
 	uint16		ctx_len = ctx ? ctx->len : 0;
 	LgEventEntry *e;
-	const char *appname = application_name ? application_name : "";
 	Size		app_len;
-	Size		quarter;
 	TimestampTz now;
 	uint64		pos;
 	uint64		busy;
@@ -651,21 +661,32 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 
 	if (lg == NULL)
 		return;
+	if (unlikely(!my_addr_known))
+		read_my_constants();
 
-	/* the statement keeps at most a quarter of the arena */
-	quarter = lg->arena_size / 4;
+	/* the statement and the name keep at most a quarter of the arena each */
 	if (stmt_len < 0)
 		stmt_len = 0;
-	if ((Size) stmt_len > Min((Size) LG_EVENT_STMT_LEN, quarter))
-		stmt_len = pg_mbcliplen(statement, stmt_len,
-								(int) Min((Size) LG_EVENT_STMT_LEN, quarter));
-	app_len = strnlen(appname, NAMEDATALEN - 1);
-	if (app_len > quarter)
-		app_len = pg_mbcliplen(appname, app_len, (int) quarter);
-	if (unlikely(!my_addr_known))
-		read_my_addr();
+	if ((Size) stmt_len > my_stmt_max)
+		stmt_len = pg_mbcliplen(statement, stmt_len, (int) my_stmt_max);
+	if (unlikely(application_name != my_appname))
+	{
+		const char *appname = application_name ? application_name : "";
+		Size		quarter = lg->arena_size / 4;
 
-	now = GetCurrentTimestamp();
+		my_appname_len = strnlen(appname, NAMEDATALEN - 1);
+		if (my_appname_len > quarter)
+			my_appname_len = pg_mbcliplen(appname, my_appname_len, (int) quarter);
+		my_appname = application_name;
+	}
+	app_len = my_appname_len;
+
+	/*
+	 * The time of a client's statement is when it started (the change is
+	 * made then, or a moment later); a change inside a function or
+	 * procedure, which may run long, is stamped when it is made.
+	 */
+	now = hidden ? GetCurrentTimestamp() : GetCurrentStatementStartTimestamp();
 	stats_count(reason, hidden, new_for_session, now);
 
 	pos = pg_atomic_fetch_add_u64(&lg->events_written, 1);
@@ -684,14 +705,15 @@ lg_event_publish(LgReason reason, bool hidden, bool new_for_session,
 	}
 #endif
 	text_pos = pg_atomic_fetch_add_u64(&lg->arena_pos, app_len + stmt_len + ctx_len);
-	arena_write(text_pos, appname, app_len);
+	if (app_len > 0)
+		arena_write(text_pos, application_name, app_len);
 	arena_write(text_pos + app_len, statement, stmt_len);
 	if (ctx_len > 0)
 		arena_write(text_pos + app_len + stmt_len, ctx->data, ctx_len);
 	e->at = now;
 	e->queryid = queryid;
 	e->pid = MyProcPid;
-	e->userid = GetAuthenticatedUserId();
+	e->userid = my_userid;
 	e->dbid = MyDatabaseId;
 	e->reason = (uint8) reason;
 	e->hidden = hidden;
