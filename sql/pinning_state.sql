@@ -362,6 +362,25 @@ SELECT * FROM my_events;
 SELECT * FROM agree;
 SELECT pg_advisory_unlock_all();
 
+--
+-- 11. C code that sets a parameter no hook sees (pg_trgm's set_limit), right
+--     after a plain SET: a hidden event when it changes a value, none when
+--     it does not (the SET before it is no change of its); in a statement
+--     that has a parameter event already, no second one
+--
+\c lg_state
+CREATE EXTENSION pg_trgm;
+SELECT lambdaguard.reset();
+SET work_mem = '6MB';
+SELECT set_limit(0.4) > 0 AS called;
+SELECT * FROM agree;
+SET work_mem = '7MB';
+SELECT set_limit(0.4) > 0 AS called;
+DO $$ BEGIN SET work_mem = '8MB'; PERFORM set_limit(0.6); END $$;
+SELECT current_setting('pg_trgm.similarity_threshold') AS threshold, * FROM agree;
+SELECT * FROM my_events;
+DROP EXTENSION pg_trgm;
+
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;
