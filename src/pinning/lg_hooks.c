@@ -61,21 +61,32 @@
 static LgHookChain prev;
 
 /*
- * The nesting rule.  nesting_level is 0 while a statement the client sent
- * starts; every hook that runs other code (an executor run, a utility
- * statement) saves the level, raises it, and puts the saved value back in
- * PG_FINALLY, as pg_stat_statements does.  So an error, an exception
- * caught by PL/pgSQL, or a COMMIT or ROLLBACK inside a procedure never
- * leaves it wrong, and no callback touches it.  (ExecutorFinish of a plain
- * SELECT runs no other code, so it needs no raise: see finish_runs_code.)
- * A statement started at a level above 0 is inside a function or
- * procedure: hidden.  The query a top-level utility statement runs itself
- * (CREATE TABLE AS, EXECUTE, DECLARE, EXPLAIN ANALYZE, COPY (query)) starts
- * at own_query_level and is the client's statement too, but its text was
- * checked already.
+ * The nesting rule.  A statement the client sent is one that starts at
+ * nesting_level 0 with the text the server received from the client
+ * (debug_query_string: the same pointer for the simple protocol, a copy
+ * while the extended protocol executes a portal); a statement run inside it
+ * has a text of its own.  A
+ * utility statement saves the level, raises it, and puts the saved value
+ * back in PG_FINALLY, as pg_stat_statements does, and so does an executor
+ * run or finish inside one.  So an error, an exception caught by PL/pgSQL,
+ * or a COMMIT or ROLLBACK inside a procedure never leaves it wrong, and no
+ * callback touches it.  The executor of a statement at level 0 needs no
+ * raise: what it runs has a text of its own, and that is enough to tell.
+ * Any other statement is inside a function or procedure: hidden.  The
+ * query a top-level utility statement runs itself (CREATE TABLE AS,
+ * EXECUTE, DECLARE, EXPLAIN ANALYZE, COPY (query)) starts at
+ * own_query_level and is the client's statement too, but its text was
+ * checked already; what runs inside that query is a level above it.
  */
 static int	nesting_level = 0;
 static int	own_query_level = -1;
+
+static inline bool
+client_statement(const char *text)
+{
+	return nesting_level == 0 && text != NULL && debug_query_string != NULL &&
+		(text == debug_query_string || strcmp(text, debug_query_string) == 0);
+}
 
 /* ----------
  * Statement-level checks: named protocol statements, statement size
@@ -157,7 +168,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || text == NULL)
 		return;
 
-	top = (nesting_level == 0);
+	top = client_statement(text);
 	location = Max(pstmt->stmt_location, 0);
 	len = statement_length(text, location, pstmt->stmt_len);
 	if (top)
@@ -193,6 +204,15 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 {
 	int			saved = nesting_level;
 
+	if (saved == 0)
+	{
+		/* no level to keep: see the nesting rule */
+		if (prev.ExecutorRun)
+			prev.ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
+		else
+			standard_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
+		return;
+	}
 	nesting_level++;
 	PG_TRY();
 	{
@@ -212,7 +232,8 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
  * ExecutorFinish runs AFTER triggers and the data-modifying parts of WITH:
  * user code.  A SELECT without a data-modifying WITH queued no trigger event
  * at its own level and has no such part, so it runs none; only another
- * library's hook could, and then the level is raised as usual.
+ * library's hook could, and then the level is raised as usual (above level
+ * 0: see the nesting rule).
  */
 static inline bool
 finish_runs_code(QueryDesc *queryDesc)
@@ -226,8 +247,13 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 {
 	int			saved = nesting_level;
 
-	if (!finish_runs_code(queryDesc))
-		standard_ExecutorFinish(queryDesc);
+	if (saved == 0 || !finish_runs_code(queryDesc))
+	{
+		if (prev.ExecutorFinish)
+			prev.ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
 	else
 	{
 		nesting_level++;
@@ -249,7 +275,7 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 	 * ExecutorEnd follows at once: the statement the client sent is done
 	 * (without tracking there is nothing to end: it returns at once)
 	 */
-	if (saved == 0)
+	if (client_statement(queryDesc->sourceText))
 		lg_statement_end();
 }
 
@@ -317,7 +343,7 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	int			saved_level = nesting_level;
 	int			saved_own = own_query_level;
 	int			saved_depth;
-	bool		top = (nesting_level == 0);
+	volatile bool top = client_statement(queryString);	/* kept over PG_TRY */
 	bool		tracking = lg_pinstate_tracking();
 	int			location = Max(pstmt->stmt_location, 0);
 	size_t		len = 0;
