@@ -97,6 +97,16 @@ lg_backend_xmin(int index)
 	ShmemInitHash((name), (nelems), (nelems), (info), (flags))
 #endif
 
+/*
+ * 19 knows string literals only as standard_conforming_strings = on; before,
+ * the setting is in parser/parser.h
+ */
+#if PG_VERSION_NUM >= 190000
+#define LG_STANDARD_STRINGS		true
+#else
+#define LG_STANDARD_STRINGS		standard_conforming_strings
+#endif
+
 /* 19 compiles with -Wimplicit-fallthrough=5 and has pg_fallthrough */
 #ifndef pg_fallthrough
 #if defined(__GNUC__) && __GNUC__ >= 7

@@ -565,16 +565,29 @@ lg_context_merge(LgContext *ctx, const LgContext *add)
 			break;
 }
 
+/* 19 builds a value in a JsonbInState; before, pushJsonbValue returns it */
+#if PG_VERSION_NUM >= 190000
+#define LG_JSONB_STATE	JsonbInState
+#define LG_JSONB_STATE_INIT	{0}
+#define LG_JSONB_PUSH(st, seq, v)	pushJsonbValue(&(st), (seq), (v))
+#define LG_JSONB_END(st)	(pushJsonbValue(&(st), WJB_END_OBJECT, NULL), (st).result)
+#else
+#define LG_JSONB_STATE	JsonbParseState *
+#define LG_JSONB_STATE_INIT	NULL
+#define LG_JSONB_PUSH(st, seq, v)	(void) pushJsonbValue(&(st), (seq), (v))
+#define LG_JSONB_END(st)	pushJsonbValue(&(st), WJB_END_OBJECT, NULL)
+#endif
+
 Datum
 lg_context_jsonb(const LgContext *ctx)
 {
-	JsonbParseState *state = NULL;
+	LG_JSONB_STATE state = LG_JSONB_STATE_INIT;
 	JsonbValue *res;
 	int			pos = 0;
 	const char *k;
 	const char *v;
 
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	LG_JSONB_PUSH(state, WJB_BEGIN_OBJECT, NULL);
 	while (lg_context_next(ctx, &pos, &k, &v))
 	{
 		JsonbValue	jk;
@@ -583,12 +596,12 @@ lg_context_jsonb(const LgContext *ctx)
 		jk.type = jbvString;
 		jk.val.string.val = (char *) k;
 		jk.val.string.len = strlen(k);
-		(void) pushJsonbValue(&state, WJB_KEY, &jk);
+		LG_JSONB_PUSH(state, WJB_KEY, &jk);
 		jv.type = jbvString;
 		jv.val.string.val = (char *) v;
 		jv.val.string.len = strlen(v);
-		(void) pushJsonbValue(&state, WJB_VALUE, &jv);
+		LG_JSONB_PUSH(state, WJB_VALUE, &jv);
 	}
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	res = LG_JSONB_END(state);
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }

@@ -287,7 +287,6 @@ brake_free(TimestampTz now, TimestampTz *free_at)
 		int			keep = Min(sent_n, lg_max_terminations);
 		TimestampTz *ring = MemoryContextAlloc(TopMemoryContext,
 											   sizeof(TimestampTz) * lg_max_terminations);
-		int			i;
 
 		for (i = 0; i < keep; i++)
 			ring[keep - 1 - i] = sent[(sent_next - 1 - i + sent_cap) % sent_cap];

@@ -34,6 +34,7 @@
 #include "utils/portal.h"
 #include "utils/timestamp.h"
 
+#include "lg_compat.h"
 #include "lg_decision.h"
 #include "lg_invocation.h"
 #include "lg_settings.h"
@@ -72,7 +73,7 @@ xact_ended(XactEvent event, void *arg)
 				lg_slot_context_ended(true);
 				break;
 			}
-			/* FALLTHROUGH */
+			pg_fallthrough;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
 			lg_slot_context_ended(false);
@@ -101,7 +102,7 @@ lg_invocation_comment(const char *text, const char *stmt, const char *end)
 		portal->prepStmtName[0] != '\0')
 		return;
 	inv.stmt_start = 0;
-	if (!lg_comment_read(text, stmt, end, standard_conforming_strings, &inv.stmt))
+	if (!lg_comment_read(text, stmt, end, LG_STANDARD_STRINGS, &inv.stmt))
 		return;
 	inv.stmt_start = GetCurrentStatementStartTimestamp();
 	lg_invocation_seen = true;
