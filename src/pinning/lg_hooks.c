@@ -77,6 +77,12 @@ static LgHookChain prev;
  * EXECUTE, DECLARE, EXPLAIN ANALYZE, COPY (query)) starts at
  * own_query_level and is the client's statement too, but its text was
  * checked already; what runs inside that query is a level above it.
+ *
+ * The client's statement ends where its executor finishes, which may be
+ * later than its message (the extended protocol's portal is finished when
+ * it is dropped: at the next message, or at the commit, when
+ * debug_query_string is another's or none): the executors of the client's
+ * statements are remembered when they start (top_queries), and known so.
  */
 static int	nesting_level = 0;
 static int	own_query_level = -1;
@@ -86,6 +92,54 @@ client_statement(const char *text)
 {
 	return nesting_level == 0 && text != NULL && debug_query_string != NULL &&
 		(text == debug_query_string || strcmp(text, debug_query_string) == 0);
+}
+
+/*
+ * The client's statements whose executor started and has not finished:
+ * usually one; a few with portals of the extended protocol left open.  The
+ * oldest is forgotten when more are open (its end is then the next one's);
+ * one that failed before its end is forgotten in time.  An entry is its
+ * QueryDesc and the text it runs, so that a later QueryDesc at the same
+ * address is not taken for it.
+ */
+#define LG_TOP_QUERIES 8		/* a power of 2 */
+
+typedef struct LgTopQuery
+{
+	QueryDesc  *query;
+	const char *text;
+} LgTopQuery;
+
+static LgTopQuery top_queries[LG_TOP_QUERIES];
+static uint32 top_next = 0;
+
+static inline void
+top_query_started(QueryDesc *queryDesc)
+{
+	LgTopQuery *t = &top_queries[top_next++ & (LG_TOP_QUERIES - 1)];
+
+	t->query = queryDesc;
+	t->text = queryDesc->sourceText;
+}
+
+/* Was this the executor of a client's statement?  It is forgotten now. */
+static inline bool
+top_query_finished(QueryDesc *queryDesc)
+{
+	uint32		i;
+
+	/* the newest first: the one that started last usually ends first */
+	for (i = 1; i <= LG_TOP_QUERIES; i++)
+	{
+		LgTopQuery *t = &top_queries[(top_next - i) & (LG_TOP_QUERIES - 1)];
+
+		if (t->query == queryDesc && t->text == queryDesc->sourceText)
+		{
+			t->query = NULL;
+			return true;
+		}
+	}
+	return false;
 }
 
 /* ----------
@@ -172,7 +226,10 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	location = Max(pstmt->stmt_location, 0);
 	len = statement_length(text, location, pstmt->stmt_len);
 	if (top)
+	{
+		top_query_started(queryDesc);
 		lg_invocation_statement(text, text + location, text + location + len);
+	}
 	if (!lg_pinstate_tracking())
 		return;
 	hidden = !top && nesting_level != own_query_level;
@@ -275,7 +332,7 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 	 * ExecutorEnd follows at once: the statement the client sent is done
 	 * (without tracking there is nothing to end: it returns at once)
 	 */
-	if (client_statement(queryDesc->sourceText))
+	if (saved == 0 && top_query_finished(queryDesc))
 		lg_statement_end();
 }
 

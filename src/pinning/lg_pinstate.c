@@ -388,6 +388,14 @@ statement_end_read(void)
 			read_temp();
 		me.pending_read = 0;
 	}
+	else
+	{
+		/*
+		 * Between transactions, or where SAVEPOINT has pushed one not
+		 * started yet: read at the commit, or at the next statement
+		 */
+		me.pending_read |= touched & (LG_KIND_GUC | LG_KIND_TEMP);
+	}
 	if (touched & LG_KIND_PREPARED)
 		lg_objects_verify_prepared();
 	if (touched & (LG_KIND_PREPARED | LG_KIND_CURSOR | LG_KIND_LISTEN))
@@ -459,17 +467,27 @@ xact_end(XactEvent event)
 		case XACT_EVENT_PRE_PREPARE:
 			/* the catalogs are still readable; ON COMMIT DROP not yet run */
 			if (me.xact_touched & LG_KIND_TEMP)
+			{
 				read_temp();
+				me.pending_read &= ~LG_KIND_TEMP;
+			}
 			if (me.fn_ran)
 				note_advisory();
 			lg_publish(NULL);
 			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
-			/* a statement's end read it already, unless it is still running */
+			/*
+			 * A statement's end read it already, unless it is still running
+			 * or could not read (pending)
+			 */
 			if ((me.xact_touched & LG_KIND_GUC) &&
-				(me.utility_depth > 0 || me.fn_ran || (me.stmt_touched & LG_KIND_GUC)))
+				(me.utility_depth > 0 || me.fn_ran ||
+				 ((me.stmt_touched | me.pending_read) & LG_KIND_GUC)))
+			{
 				read_params(false, false);
+				me.pending_read &= ~LG_KIND_GUC;
+			}
 			commit = true;
 			break;
 		case XACT_EVENT_ABORT:
@@ -502,7 +520,8 @@ static void
 lg_xact_callback(XactEvent event, void *arg)
 {
 	LgKindMask	touched = me.xact_touched & ~LG_KIND_ADVISORY;
-	bool		more = (me.stmt_touched != 0) | me.fn_ran | me.xact_names;
+	bool		more = (me.stmt_touched != 0) | me.fn_ran | me.xact_names |
+		(me.pending_read != 0);
 
 	/*
 	 * The usual transactions: one that changed nothing, and one whose

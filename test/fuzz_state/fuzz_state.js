@@ -232,6 +232,19 @@ function render(step) {
 	}).join('\n');
 }
 
+// Sessions an earlier run found disagreeing, played first, every run
+const noinl = (t, wrap) => ({ sql: `SELECT fz_noinl('${t}')`, reasons: ['set_config'], kind: 'call', nowrap: true, wrap });
+const known = [
+	// a set_config in a statement of the extended protocol whose portal is
+	// finished by a SAVEPOINT of the simple protocol: the savepoint's end
+	// falls where its subtransaction is pushed but not started
+	[[{ sql: 'BEGIN' }, noinl('2', 'extended'), { sql: 'SAVEPOINT fz_sp' }, { sql: 'SELECT fz_if(2)', reasons: ['advisory_lock'], kind: 'expr', nowrap: true }, { sql: 'COMMIT' }]],
+	[[{ sql: 'BEGIN' }, noinl('3', 'named'), { sql: 'SAVEPOINT fz_sp' }, { sql: 'COMMIT' }]],
+	// the portal finished by the commit itself, and by the next Bind
+	[[{ sql: 'BEGIN' }, noinl('4', 'extended'), { sql: 'COMMIT' }]],
+	[[{ sql: 'BEGIN' }, noinl('5', 'extended'), noinl('6', 'extended'), { sql: 'ROLLBACK' }]],
+];
+
 function drawStep() {
 	if (random() < 0.25) {
 		// a transaction block
@@ -406,6 +419,17 @@ async function shrink(steps, observer) {
 	let checks = 0;
 	let failed = 0;
 	const failures = [];
+	for (const steps of known) {
+		sessions++;
+		const r = await play(steps, observer, (step) => { statements += step.length; checks++; });
+		if (r) {
+			failed++;
+			checks--;
+			failures.push({ min: steps, why: r.why });
+			console.log(`DISAGREEMENT in known session ${sessions}: ${r.why.join('; ')}`);
+			for (const st of steps) console.log(render(st).split('\n').map((l) => `    ${l}`).join('\n') + '\n    --');
+		}
+	}
 	while (Date.now() < deadline && failures.length < 3) {
 		const steps = [];
 		const len = 3 + Math.floor(random() * 10);
