@@ -46,6 +46,15 @@
 #define LG_MY_SLOT_INDEX()		(MyBackendId - 1)
 #endif
 
+/* A hint that memory at p is read (written) soon */
+#if defined(__GNUC__) || defined(__clang__)
+#define LG_PREFETCH(p)	__builtin_prefetch((const void *) (p))
+#define LG_PREFETCH_WRITE(p)	__builtin_prefetch((const void *) (p), 1)
+#else
+#define LG_PREFETCH(p)	((void) 0)
+#define LG_PREFETCH_WRITE(p)	((void) 0)
+#endif
+
 /* Slots of the backend status array (see backend_status.c) */
 #if PG_VERSION_NUM >= 170000
 #define LG_NUM_STATUS_SLOTS		(MaxBackends + NUM_AUXILIARY_PROCS)

@@ -21,7 +21,13 @@
 /* Milliseconds (a timeout setting) to TimestampTz units */
 #define LG_MS(x)	((int64) (x) * 1000)
 
-/* One client backend as a scan sees it */
+/*
+ * One client backend as a scan sees it.  What every scan reads and judges
+ * comes first, in two cache lines: a scan of a thousand sessions touches
+ * those only.  The address, the application name and the pinning state
+ * after them are filled only when asked for (addr_read, appname_read,
+ * has_pins).
+ */
 typedef struct LgSession
 {
 	int			index;			/* slot in the backend status array */
@@ -29,24 +35,26 @@ typedef struct LgSession
 	BackendType backend_type;
 	Oid			userid;
 	Oid			dbid;
+	BackendState state;
 	TimestampTz backend_start;
 	TimestampTz xact_start;
 	TimestampTz query_start;
 	TimestampTz state_change;
-	BackendState state;
-	SockAddr	addr;
-	char	   *appname;		/* points to appname_buf */
+	const char *appname;		/* appname_buf, or "" when not read */
 	char	   *query;			/* NULL unless asked for */
-	char		appname_buf[NAMEDATALEN];
 	bool		superuser;
 	bool		watched;
 	bool		has_pins;
-	LgPublishedPins pins;
+	bool		addr_read;		/* addr holds the client's address */
+	bool		appname_read;	/* appname_buf holds the name */
 	int			blocking;		/* sessions waiting on its locks, or -1 */
 	LgVerdict	verdict;
 	LgAction	action;			/* what is due now, LG_ACTION_NONE if nothing */
 	TimestampTz action_at;		/* when the guard will act, 0 if never */
 	TimestampTz next_due;		/* earliest future due moment, 0 if none */
+	SockAddr	addr;
+	char		appname_buf[NAMEDATALEN];
+	LgPublishedPins pins;
 } LgSession;
 
 typedef struct LgSnapshot

@@ -165,6 +165,9 @@ read_status(int index, LgSession *s, int what, char *query_buf)
 	return s->pid > 0 && s->backend_type == B_BACKEND;
 }
 
+/* How many status slots ahead the scan asks the memory for */
+#define LG_STATUS_PREFETCH 8
+
 /* The session array, kept between scans so that a scan allocates nothing */
 static LgSession *session_buf = NULL;
 
@@ -212,14 +215,25 @@ lg_take_snapshot(bool with_text, bool need_pins)
 	{
 		LgSession  *s = &session_buf[snap.nsessions];
 
+		/*
+		 * The lines of a slot some way ahead, while this one is read: a scan
+		 * of a thousand slots waits on memory, not on instructions.
+		 */
+		if (i + LG_STATUS_PREFETCH < MaxBackends)
+		{
+			LgSession  *ahead = &session_buf[snap.nsessions + LG_STATUS_PREFETCH];
+
+			LG_PREFETCH(&status_array[i + LG_STATUS_PREFETCH]);
+			LG_PREFETCH(&status_array[i + LG_STATUS_PREFETCH].st_state);
+			LG_PREFETCH_WRITE(ahead);
+			LG_PREFETCH_WRITE(&ahead->next_due);
+		}
 		if (!read_status(i, s, what, query_buf))
 			continue;
-		if (!(what & READ_ADDR))
-			memset(&s->addr, 0, sizeof(s->addr));
-		if (!(what & READ_APPNAME))
-			s->appname_buf[0] = '\0';
+		s->addr_read = (what & READ_ADDR) != 0;
+		s->appname_read = (what & READ_APPNAME) != 0;
 		s->index = i;
-		s->appname = s->appname_buf;
+		s->appname = s->appname_read ? s->appname_buf : "";
 		s->query = with_text ? pgstat_clip_activity(query_buf) : NULL;
 		s->blocking = 0;
 		s->has_pins = false;
@@ -476,7 +490,12 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 
 		d = palloc0(sizeof(LgDecision));
 		d->s = *s;
+		/* what the scan did not read stays empty until the re-check */
 		d->s.appname = d->s.appname_buf;
+		if (!d->s.appname_read)
+			d->s.appname_buf[0] = '\0';
+		if (!d->s.addr_read)
+			memset(&d->s.addr, 0, sizeof(d->s.addr));
 		d->action = lg_dry_run ? LG_ACTION_DRY_RUN : s->action;
 		name = GetUserNameFromId(s->userid, true);
 		strlcpy(d->role, name ? name : "", NAMEDATALEN);
@@ -532,7 +551,9 @@ recheck(LgSession *d, const char **why)
 	}
 	strlcpy(d->appname_buf, live.appname_buf, NAMEDATALEN);
 	d->appname = d->appname_buf;
+	d->appname_read = true;
 	d->addr = live.addr;
+	d->addr_read = true;
 	d->query = pgstat_clip_activity(query_buf);
 	if (live.state != d->state || live.state_change != d->state_change)
 	{
