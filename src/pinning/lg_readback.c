@@ -165,17 +165,20 @@ guc_name_cmp(const void *key, const void *elem)
 #define LG_GUC_CACHE_SIZE 16	/* a power of 2 */
 static struct config_generic *guc_cache[LG_GUC_CACHE_SIZE];
 
-static struct config_generic *
-find_guc(const char *name)
+static inline struct config_generic **
+guc_cache_slot(const char *name)
 {
-	struct config_generic **slot =
-		&guc_cache[((unsigned char) name[0] * 31 +
-					(name[0] ? (unsigned char) name[1] : 0)) &
-				   (LG_GUC_CACHE_SIZE - 1)];
-	struct config_generic *g = *slot;
+	return &guc_cache[((unsigned char) name[0] * 31 +
+					   (name[0] ? (unsigned char) name[1] : 0)) &
+					  (LG_GUC_CACHE_SIZE - 1)];
+}
 
-	if (g != NULL && strcmp(g->name, name) == 0)
-		return g;
+/* Not in the cache: looked up, and kept unless a placeholder */
+static pg_noinline struct config_generic *
+find_guc_slow(const char *name)
+{
+	struct config_generic *g;
+
 #if PG_VERSION_NUM >= 160000
 	g = find_option(name, false, true, DEBUG5);
 #else
@@ -190,8 +193,18 @@ find_guc(const char *name)
 	}
 #endif
 	if (g != NULL && !(g->flags & GUC_CUSTOM_PLACEHOLDER))
-		*slot = g;
+		*guc_cache_slot(name) = g;
 	return g;
+}
+
+static inline struct config_generic *
+find_guc(const char *name)
+{
+	struct config_generic *g = *guc_cache_slot(name);
+
+	if (likely(g != NULL) && strcmp(g->name, name) == 0)
+		return g;
+	return find_guc_slow(name);
 }
 
 /* role and session_authorization, whose "set" values need a closer look */

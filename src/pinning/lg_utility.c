@@ -62,6 +62,7 @@ typedef struct LgEffectRow
 
 static const LgEffectRow effects[] = {
 	/* tag, variant, reason, kind, op, clears, own_query, runs_code */
+	/* first: lg_utility_effect goes straight to it for SET name = value */
 	{T_VariableSetStmt, V_SET, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
 	{T_VariableSetStmt, V_RESET, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
 	{T_VariableSetStmt, V_RESET_ALL, R(SET), LG_KIND_GUC, LG_OP_READ, 0, false, false},
@@ -240,6 +241,34 @@ lg_utility_effect(Node *parsetree, LgUtilityEffect *e)
 	NodeTag		tag = nodeTag(parsetree);
 	LgVariant	variant;
 	int			i;
+
+	/*
+	 * The commonest pinning statement, SET name = value, straight to its row
+	 * (the table's first: statement_variant would find it so)
+	 */
+	if (tag == T_VariableSetStmt &&
+		((VariableSetStmt *) parsetree)->kind == VAR_SET_VALUE &&
+		!((VariableSetStmt *) parsetree)->is_local)
+	{
+		const LgEffectRow *row = &effects[0];
+		const char *name = ((VariableSetStmt *) parsetree)->name;
+
+		StaticAssertStmt(LG_REASON_SET >= 0, "SET has a reason");
+		Assert(row->tag == T_VariableSetStmt && row->variant == V_SET);
+		memset(e, 0, sizeof(*e));
+		e->name = name;
+		e->reason = NO_REASON;
+		if (lg_parameter_ignored(name))
+			return;
+		e->plain_set = true;
+		e->reason = row->reason;
+		e->kind = row->kind;
+		e->op = row->op;
+		e->clears = row->clears;
+		e->own_query = row->own_query;
+		e->runs_code = row->runs_code;
+		return;
+	}
 
 	memset(e, 0, sizeof(*e));
 	e->reason = NO_REASON;
