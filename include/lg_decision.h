@@ -61,6 +61,7 @@ typedef struct LgSnapshot
 {
 	int			nsessions;
 	LgSession  *sessions;
+	int			nseen;			/* client backends seen, kept or not */
 } LgSnapshot;
 
 /* A decision made by one scan, as written to lambdaguard.history */

@@ -14,7 +14,8 @@
 
 #include "lg_decision.h"
 
-extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins);
+extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins,
+									 bool candidates_only);
 extern void lg_judge(LgSession *s, TimestampTz now);
 extern List *lg_decide(TimestampTz now, bool with_text, Oid caller,
 					   int exclude_pid, TimestampTz *next_due, int *nseen);

@@ -168,6 +168,17 @@ read_status(int index, LgSession *s, int what, char *query_buf)
 /* How many status slots ahead the scan asks the memory for */
 #define LG_STATUS_PREFETCH 8
 
+/*
+ * Could any verdict apply to this session, now or later in its present
+ * state?  Not to one that is not watched, nor to an idle one while
+ * pinned_idle_timeout is off (lg_judge gives both "ok" and no next look).
+ */
+static inline bool
+could_fall_due(const LgSession *s)
+{
+	return s->watched && (s->state != STATE_IDLE || lg_pinned_idle_timeout > 0);
+}
+
 /* The session array, kept between scans so that a scan allocates nothing */
 static LgSession *session_buf = NULL;
 
@@ -175,10 +186,12 @@ static LgSession *session_buf = NULL;
  * See every client backend, as pg_stat_activity would see it now.
  * with_text copies the query text too (the views need it; the worker reads
  * it again only for the sessions it acts on).  need_pins attaches the
- * pinning state of each session.  The result is valid until the next call.
+ * pinning state of each session.  candidates_only keeps only the sessions
+ * a verdict could apply to (see could_fall_due); nseen counts them all.
+ * The result is valid until the next call.
  */
 LgSnapshot *
-lg_take_snapshot(bool with_text, bool need_pins)
+lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 {
 	static LgSnapshot snap;
 	LgWatchFilter filter;
@@ -208,6 +221,7 @@ lg_take_snapshot(bool with_text, bool need_pins)
 	lg_watch_filter_init(&filter);
 	roles.n = 0;
 	snap.nsessions = 0;
+	snap.nseen = 0;
 	snap.sessions = session_buf;
 
 	/* client backends hold the slots below MaxBackends */
@@ -241,6 +255,14 @@ lg_take_snapshot(bool with_text, bool need_pins)
 		s->watched = OidIsValid(s->userid) &&
 			lg_watch_match(&filter, s->userid, s->superuser, s->appname,
 						   (what & READ_ADDR) ? &s->addr : NULL);
+		snap.nseen++;
+
+		/*
+		 * Not kept: its record is overwritten by the next session's, so a
+		 * scan of many idle sessions writes to the same few cache lines
+		 */
+		if (candidates_only && !could_fall_due(s))
+			continue;
 		if (need_pins)
 		{
 			int			pid;
@@ -442,8 +464,8 @@ lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
 	memset(&locks, 0, sizeof(locks));
 	*next_due = 0;
 	/* the slots are read below, only for the sessions that need them */
-	snap = lg_take_snapshot(with_text, false);
-	*nseen = snap->nsessions;
+	snap = lg_take_snapshot(with_text, false, true);
+	*nseen = snap->nseen;
 
 	/* the lock manager is asked only if some session could be blocking */
 	if (lg_blocking_timeout > 0)

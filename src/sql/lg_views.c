@@ -441,7 +441,7 @@ lg_sessions(PG_FUNCTION_ARGS)
 		verdicts[i] = CStringGetTextDatum(lg_verdict_names[i]);
 	no_reasons = lg_reasons_array(0, &nulls_unused);
 
-	snap = lg_take_snapshot(true, true);
+	snap = lg_take_snapshot(true, true, false);
 	lg_attach_blocking(snap);
 
 	for (i = 0; i < snap->nsessions; i++)
