@@ -65,10 +65,9 @@ static LgHookChain prev;
  * nesting_level 0 with the text the server received from the client
  * (debug_query_string: the same pointer for the simple protocol, a copy
  * while the extended protocol executes a portal); a statement run inside it
- * has a text of its own.  A
- * utility statement saves the level, raises it, and puts the saved value
- * back in PG_FINALLY, as pg_stat_statements does, and so does an executor
- * run or finish inside one.  So an error, an exception caught by PL/pgSQL,
+ * has a text of its own.  A utility statement saves the level, raises it,
+ * and puts the saved value back in PG_FINALLY, as pg_stat_statements does,
+ * and so does an executor run or finish inside one.  So an error, an exception caught by PL/pgSQL,
  * or a COMMIT or ROLLBACK inside a procedure never leaves it wrong, and no
  * callback touches it.  The executor of a statement at level 0 needs no
  * raise: what it runs has a text of its own, and that is enough to tell.
