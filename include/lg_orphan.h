@@ -17,8 +17,8 @@
 extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins,
 									 bool candidates_only);
 extern void lg_judge(LgSession *s, TimestampTz now);
-extern List *lg_decide(TimestampTz now, bool with_text, Oid caller,
-					   int exclude_pid, TimestampTz *next_due, int *nseen);
+extern List *lg_decide(LgSnapshot *snap, TimestampTz now, Oid caller,
+					   int exclude_pid, TimestampTz *next_due);
 extern void lg_act_all(List *decisions);
 extern bool lg_session_alive(int index, int pid, TimestampTz backend_start);
 

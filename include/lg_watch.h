@@ -23,6 +23,8 @@ typedef struct LgWatchFilter
 
 /* Needs a transaction (role names are looked up); allocates in it */
 extern void lg_watch_filter_init(LgWatchFilter *filter);
+extern bool lg_watch_role(const LgWatchFilter *filter, Oid userid,
+						  bool superuser);
 extern bool lg_watch_match(const LgWatchFilter *filter, Oid userid,
 						   bool superuser, const char *appname,
 						   const SockAddr *addr);

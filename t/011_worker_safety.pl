@@ -80,6 +80,25 @@ sub expect_terminated
 }
 
 # ---------------------------------------------------------------------------
+# a superuser made NOSUPERUSER while idle in transaction: the worker's scans
+# of sessions it cannot watch start no transaction, and remember those roles
+# for at most 10 s, so the change is seen within that time
+# ---------------------------------------------------------------------------
+{
+	lg_reload($node, roles => '*');
+	$node->safe_psql('postgres', 'CREATE ROLE demoted SUPERUSER LOGIN');
+	my $s = orphan(user => 'demoted', appname => 'lg_demoted');
+	lg_assert_untouched($node, $s, 1500, 'superuser demoted: untouched while superuser');
+	$node->safe_psql('postgres', 'ALTER ROLE demoted NOSUPERUSER');
+	my $pid = $s->pid;
+	ok(lg_wait($node,
+			"SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'", 20),
+		'superuser demoted: terminated once no longer a superuser (within 10 s and the timeout)');
+	$s->close;
+	lg_reload($node, roles => 'app');
+}
+
+# ---------------------------------------------------------------------------
 # a role named before it exists is watched once created (quoted: case kept);
 # sessions in any database are watched, not only lambdaguard.database
 # ---------------------------------------------------------------------------

@@ -37,23 +37,28 @@ lg_watch_filter_init(LgWatchFilter *filter)
 	}
 }
 
+/* Could a session of this role be watched (by lambdaguard.roles alone)? */
+bool
+lg_watch_role(const LgWatchFilter *filter, Oid userid, bool superuser)
+{
+	int			i;
+
+	if (superuser)
+		return false;
+	if (filter->star)
+		return true;
+	for (i = 0; i < filter->nroles; i++)
+		if (filter->roles[i] == userid)
+			return true;
+	return false;
+}
+
 bool
 lg_watch_match(const LgWatchFilter *filter, Oid userid, bool superuser,
 			   const char *appname, const SockAddr *addr)
 {
-	if (superuser)
+	if (!lg_watch_role(filter, userid, superuser))
 		return false;
-
-	if (!filter->star)
-	{
-		int			i;
-		bool		found = false;
-
-		for (i = 0; i < filter->nroles && !found; i++)
-			found = filter->roles[i] == userid;
-		if (!found)
-			return false;
-	}
 
 	if (lg_appname_list->n > 0 &&
 		!lg_list_like_any(lg_appname_list, appname ? appname : ""))

@@ -4,9 +4,10 @@
  *		The lifecycle of an orphan, in the order it happens:
  *
  *	1. seen:		lg_take_snapshot() copies every client backend's status
- *					out of shared memory (a fresh copy each scan) and marks
- *					the watched ones (roles, application_names,
- *					client_addresses; never superusers).
+ *					out of shared memory (a fresh copy each scan, no
+ *					transaction needed); the watched ones are marked (roles,
+ *					application_names, client_addresses; never superusers)
+ *					in a transaction, by lg_decide() for a scan.
  *	2. judged:		lg_judge() applies the verdict table.  Who blocks whom
  *					comes from one look at the lock manager per scan or view
  *					read (lg_locks.c), taken only when some backend waits on
@@ -46,8 +47,10 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -91,6 +94,72 @@ cached_superuser(RoleCache *cache, Oid userid)
 		cache->n++;
 	}
 	return result;
+}
+
+/*
+ * The roles the last scan in a transaction found no session of could be
+ * watched (superusers, roles not in lambdaguard.roles).  The worker's scan
+ * reads the status slots before it starts a transaction and keeps no
+ * session of these roles, so a scan of idle pools and unwatched sessions
+ * starts none.  The memory only ever leaves a session out: a session it
+ * keeps is judged in a transaction, with the catalogs as they are then.
+ * It is forgotten when lambdaguard.roles changes, when a role changes (seen
+ * by the next transaction), and after LG_UNWATCHED_MS, so that a role that
+ * becomes watched while the worker starts no transaction (ALTER ROLE ...
+ * NOSUPERUSER) is seen within that time.
+ */
+#define LG_UNWATCHED_MS 10000
+
+static struct
+{
+	int			n;
+	Oid			roles[64];
+	const void *roles_setting;	/* lg_roles_list when it was made */
+	TimestampTz since;
+	bool		callback_registered;
+} unwatched;
+
+static void
+unwatched_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	unwatched.n = 0;
+}
+
+static bool
+unwatched_fresh(TimestampTz now)
+{
+	return unwatched.roles_setting == (const void *) lg_roles_list &&
+		now - unwatched.since < LG_MS(LG_UNWATCHED_MS);
+}
+
+static bool
+unwatched_role(Oid userid)
+{
+	int			i;
+
+	for (i = 0; i < unwatched.n; i++)
+		if (unwatched.roles[i] == userid)
+			return true;
+	return false;
+}
+
+/* In a transaction: note a role that cannot be watched */
+static void
+unwatched_note(Oid userid, TimestampTz now)
+{
+	if (!unwatched.callback_registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, unwatched_forget, (Datum) 0);
+		unwatched.callback_registered = true;
+	}
+	if (!unwatched_fresh(now))
+	{
+		unwatched.n = 0;
+		unwatched.roles_setting = lg_roles_list;
+		unwatched.since = now;
+	}
+	if (!unwatched_role(userid) && unwatched.n < lengthof(unwatched.roles))
+		unwatched.roles[unwatched.n++] = userid;
 }
 
 /*
@@ -169,14 +238,59 @@ read_status(int index, LgSession *s, int what, char *query_buf)
 #define LG_STATUS_PREFETCH 8
 
 /*
- * Could any verdict apply to this session, now or later in its present
- * state?  Not to one that is not watched, nor to an idle one while
- * pinned_idle_timeout is off (lg_judge gives both "ok" and no next look).
+ * Could a verdict apply to this session, now or later in its present state,
+ * were it watched?  Not to an idle one while pinned_idle_timeout is off
+ * (lg_judge gives it "ok" and no next look), whatever its role.
  */
 static inline bool
-could_fall_due(const LgSession *s)
+state_could_fall_due(const LgSession *s)
 {
-	return s->watched && (s->state != STATE_IDLE || lg_pinned_idle_timeout > 0);
+	return s->state != STATE_IDLE || lg_pinned_idle_timeout > 0;
+}
+
+/*
+ * Whether each session is a superuser's and watched (roles,
+ * application_names, client_addresses).  Needs a transaction: roles are
+ * catalog rows.  With drop_unwatched, the sessions that are not watched are
+ * taken out of the snapshot.
+ */
+static void
+watch_sessions(LgSnapshot *snap, bool drop_unwatched)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	LgWatchFilter filter;
+	RoleCache	roles;
+	int			kept = 0;
+	int			i;
+
+	lg_watch_filter_init(&filter);
+	roles.n = 0;
+	for (i = 0; i < snap->nsessions; i++)
+	{
+		LgSession  *s = &snap->sessions[i];
+
+		s->superuser = OidIsValid(s->userid) && cached_superuser(&roles, s->userid);
+		s->watched = false;
+		if (!OidIsValid(s->userid))
+			;
+		else if (!lg_watch_role(&filter, s->userid, s->superuser))
+			unwatched_note(s->userid, now);
+		else
+			s->watched = lg_watch_match(&filter, s->userid, s->superuser,
+										s->appname,
+										s->addr_read ? &s->addr : NULL);
+		if (drop_unwatched && !s->watched)
+			continue;
+		if (kept != i)
+		{
+			LgSession  *to = &snap->sessions[kept];
+
+			*to = *s;
+			to->appname = to->appname_read ? to->appname_buf : "";
+		}
+		kept++;
+	}
+	snap->nsessions = kept;
 }
 
 /* The session array, kept between scans so that a scan allocates nothing */
@@ -186,16 +300,21 @@ static LgSession *session_buf = NULL;
  * See every client backend, as pg_stat_activity would see it now.
  * with_text copies the query text too (the views need it; the worker reads
  * it again only for the sessions it acts on).  need_pins attaches the
- * pinning state of each session.  candidates_only keeps only the sessions
- * a verdict could apply to (see could_fall_due); nseen counts them all.
- * The result is valid until the next call.
+ * pinning state of each session.
+ *
+ * candidates_only keeps only the sessions whose state a verdict could apply
+ * to (see state_could_fall_due), and outside a transaction, none of a role
+ * known not to be watched (see unwatched); nseen counts them all.  It reads
+ * shared memory only, so it works outside a transaction: the worker's scan
+ * of idle pools and unwatched sessions starts none.  Whether the sessions
+ * kept are watched is then left to lg_decide(); otherwise it is set here,
+ * and that needs a transaction.  The result is valid until the next call.
  */
 LgSnapshot *
 lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 {
 	static LgSnapshot snap;
-	LgWatchFilter filter;
-	RoleCache	roles;
+	bool		use_unwatched;
 	char	   *query_buf = NULL;
 	int			what = 0;
 	int			i;
@@ -218,11 +337,11 @@ lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 		query_buf = palloc(pgstat_track_activity_query_size);
 	}
 
-	lg_watch_filter_init(&filter);
-	roles.n = 0;
 	snap.nsessions = 0;
 	snap.nseen = 0;
 	snap.sessions = session_buf;
+	use_unwatched = candidates_only && !IsTransactionState() &&
+		unwatched.n > 0 && unwatched_fresh(GetCurrentTimestamp());
 
 	/* client backends hold the slots below MaxBackends */
 	for (i = 0; i < MaxBackends; i++)
@@ -244,6 +363,16 @@ lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 		}
 		if (!read_status(i, s, what, query_buf))
 			continue;
+		snap.nseen++;
+
+		/*
+		 * Not kept: its record is overwritten by the next session's, so a
+		 * scan of many idle sessions writes to the same few cache lines
+		 */
+		if (candidates_only &&
+			(!state_could_fall_due(s) || !OidIsValid(s->userid) ||
+			 (use_unwatched && unwatched_role(s->userid))))
+			continue;
 		s->addr_read = (what & READ_ADDR) != 0;
 		s->appname_read = (what & READ_APPNAME) != 0;
 		s->index = i;
@@ -251,18 +380,8 @@ lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 		s->query = with_text ? pgstat_clip_activity(query_buf) : NULL;
 		s->blocking = 0;
 		s->has_pins = false;
-		s->superuser = OidIsValid(s->userid) && cached_superuser(&roles, s->userid);
-		s->watched = OidIsValid(s->userid) &&
-			lg_watch_match(&filter, s->userid, s->superuser, s->appname,
-						   (what & READ_ADDR) ? &s->addr : NULL);
-		snap.nseen++;
-
-		/*
-		 * Not kept: its record is overwritten by the next session's, so a
-		 * scan of many idle sessions writes to the same few cache lines
-		 */
-		if (candidates_only && !could_fall_due(s))
-			continue;
+		s->superuser = false;
+		s->watched = false;
 		if (need_pins)
 		{
 			int			pid;
@@ -275,6 +394,8 @@ lg_take_snapshot(bool with_text, bool need_pins, bool candidates_only)
 		}
 		snap.nsessions++;
 	}
+	if (!candidates_only)
+		watch_sessions(&snap, false);
 	return &snap;
 }
 
@@ -444,28 +565,25 @@ may_signal(Oid caller, Oid target)
 }
 
 /*
- * See and judge every session; return the ones due now as decisions (a
- * List of LgDecision *, in CurrentMemoryContext), with everything their
- * history rows hold.  "caller" is the role whose rights apply (scan(false))
- * or InvalidOid (the worker's own scan, or a preview); "exclude_pid" is
- * never decided on (the session that called scan()).  *next_due gets the
- * earliest future moment a watched session falls due (0 if none).  Needs a
- * transaction: roles and names come from the catalogs.
+ * Judge the sessions of a candidates_only snapshot; return the ones due now
+ * as decisions (a List of LgDecision *, in CurrentMemoryContext), with
+ * everything their history rows hold.  "caller" is the role whose rights
+ * apply (scan(false)) or InvalidOid (the worker's own scan, or a preview);
+ * "exclude_pid" is never decided on (the session that called scan()).
+ * *next_due gets the earliest future moment a watched session falls due (0
+ * if none).  Needs a transaction: roles and names come from the catalogs.
  */
 List *
-lg_decide(TimestampTz now, bool with_text, Oid caller, int exclude_pid,
-		  TimestampTz *next_due, int *nseen)
+lg_decide(LgSnapshot *snap, TimestampTz now, Oid caller, int exclude_pid,
+		  TimestampTz *next_due)
 {
-	LgSnapshot *snap;
 	LgLockView	locks;
 	List	   *decisions = NIL;
 	int			i;
 
 	memset(&locks, 0, sizeof(locks));
 	*next_due = 0;
-	/* the slots are read below, only for the sessions that need them */
-	snap = lg_take_snapshot(with_text, false, true);
-	*nseen = snap->nseen;
+	watch_sessions(snap, true);
 
 	/* the lock manager is asked only if some session could be blocking */
 	if (lg_blocking_timeout > 0)

@@ -84,6 +84,7 @@
 static LgWorkerInfo info;
 static MemoryContext scan_context = NULL;
 static bool said_no_extension = false;
+static bool history_found = false;	/* by the last scan that looked */
 static TimestampTz last_purge = 0;
 /* The journal of a standby waits to be imported, and since when tried */
 static bool import_pending = true;
@@ -411,6 +412,8 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	int			nseen = 0;
 	bool		braked = false;
 	bool		ready;
+	bool		purge_due;
+	LgSnapshot *snap;
 	List	   *decisions = NIL;
 	List	   *todo = NIL;
 	List	   *planned = NIL;
@@ -423,15 +426,31 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	MemoryContext old = MemoryContextSwitchTo(scan_context);
 
 	INSTR_TIME_SET_CURRENT(start);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	MemoryContextSwitchTo(scan_context);
-	ready = history_ready();
-	if (ready)
-		decisions = lg_decide(GetCurrentTimestamp(), false, caller, exclude_pid,
-							  &next_due, &nseen);
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(scan_context);
+
+	/*
+	 * The status slots are read without a transaction.  A scan that keeps
+	 * no session (idle ones while pinned_idle_timeout is off, and those of
+	 * roles it cannot watch: a pool's many connections and the monitoring)
+	 * has nobody to judge and starts none, once the history table has been
+	 * found (it is looked for again before each purge of old rows).
+	 */
+	snap = lg_take_snapshot(false, false, true);
+	nseen = snap->nseen;
+	ready = history_found;
+	purge_due = GetCurrentTimestamp() - last_purge >= LG_MS(LG_PURGE_INTERVAL_MS);
+	if (snap->nsessions > 0 || !history_found || purge_due ||
+		OidIsValid(caller) || ids != NULL)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		MemoryContextSwitchTo(scan_context);
+		ready = history_found = history_ready();
+		if (ready)
+			decisions = lg_decide(snap, GetCurrentTimestamp(), caller,
+								  exclude_pid, &next_due);
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(scan_context);
+	}
 	if (!ready && ids)
 		snprintf(request_error, sizeof(request_error),
 				 "lambdaguard.history does not exist in database \"%s\"", lg_database);
@@ -498,7 +517,7 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 
-	if (ready && GetCurrentTimestamp() - last_purge >= LG_MS(LG_PURGE_INTERVAL_MS))
+	if (ready && purge_due)
 	{
 		lg_history_purge();
 		last_purge = GetCurrentTimestamp();

@@ -786,11 +786,11 @@ lg_scan_sql(PG_FUNCTION_ARGS)
 	if (preview)
 	{
 		TimestampTz next_due;
-		int			nseen;
 		List	   *decisions;
 
-		decisions = lg_decide(GetCurrentTimestamp(), true, InvalidOid, MyProcPid,
-							  &next_due, &nseen);
+		decisions = lg_decide(lg_take_snapshot(true, false, true),
+							  GetCurrentTimestamp(), InvalidOid, MyProcPid,
+							  &next_due);
 		foreach(lc, decisions)
 		{
 			LgDecision *d = (LgDecision *) lfirst(lc);
