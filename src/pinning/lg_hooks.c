@@ -82,6 +82,8 @@ static LgHookChain prev;
  * it is dropped: at the next message, or at the commit, when
  * debug_query_string is another's or none): the executors of the client's
  * statements are remembered when they start (top_queries), and known so.
+ * A SELECT whose run goes to its end and whose finish runs no code ends
+ * with that run (end_after_run).
  */
 static int	nesting_level = 0;
 static int	own_query_level = -1;
@@ -111,6 +113,7 @@ typedef struct LgTopQuery
 
 static LgTopQuery top_queries[LG_TOP_QUERIES];
 static uint32 top_next = 0;
+static QueryDesc *run_ended = NULL; /* see end_after_run */
 
 static inline void
 top_query_started(QueryDesc *queryDesc)
@@ -226,6 +229,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	len = statement_length(text, location, pstmt->stmt_len);
 	if (top)
 	{
+		run_ended = NULL;
 		top_query_started(queryDesc);
 		lg_invocation_statement(text, text + location, text + location + len);
 	}
@@ -254,6 +258,42 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	plan_events(pstmt, text, location, named, hidden);
 }
 
+/*
+ * ExecutorFinish runs AFTER triggers and the data-modifying parts of WITH:
+ * user code.  A SELECT without a data-modifying WITH queued no trigger event
+ * at its own level and has no such part, so it runs none; only another
+ * library's hook could, and then the level is raised as usual (above level
+ * 0: see the nesting rule).
+ */
+static inline bool
+finish_runs_code(QueryDesc *queryDesc)
+{
+	return prev.ExecutorFinish != NULL || queryDesc->operation != CMD_SELECT ||
+		queryDesc->plannedstmt->hasModifyingCTE;
+}
+
+/*
+ * A client's SELECT that its run took to the end, and whose finish runs no
+ * code, is done there: the extended protocol finishes its portal only later
+ * (at the next message, or the commit), and what the statement changed is
+ * then read while its session sits idle in the transaction.  Only the
+ * newest client's statement is looked at (the usual case, and one compare);
+ * any other ends in ExecutorFinish as before.  run_ended spares that finish
+ * the search; it is forgotten when a client's statement starts.
+ */
+static inline void
+end_after_run(QueryDesc *queryDesc, uint64 count)
+{
+	LgTopQuery *t = &top_queries[(top_next - 1) & (LG_TOP_QUERIES - 1)];
+
+	if (t->query != queryDesc || count != 0 || finish_runs_code(queryDesc) ||
+		t->text != queryDesc->sourceText)
+		return;
+	t->query = NULL;
+	run_ended = queryDesc;
+	lg_statement_end();
+}
+
 void
 lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 			   LG_EXECUTOR_RUN_ARGS)
@@ -267,6 +307,7 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 			prev.ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
 		else
 			standard_ExecutorRun(queryDesc, direction, count LG_EXECUTOR_RUN_PASS);
+		end_after_run(queryDesc, count);
 		return;
 	}
 	nesting_level++;
@@ -282,20 +323,6 @@ lg_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count
 		nesting_level = saved;
 	}
 	PG_END_TRY();
-}
-
-/*
- * ExecutorFinish runs AFTER triggers and the data-modifying parts of WITH:
- * user code.  A SELECT without a data-modifying WITH queued no trigger event
- * at its own level and has no such part, so it runs none; only another
- * library's hook could, and then the level is raised as usual (above level
- * 0: see the nesting rule).
- */
-static inline bool
-finish_runs_code(QueryDesc *queryDesc)
-{
-	return prev.ExecutorFinish != NULL || queryDesc->operation != CMD_SELECT ||
-		queryDesc->plannedstmt->hasModifyingCTE;
 }
 
 void
@@ -331,8 +358,10 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 	 * ExecutorEnd follows at once: the statement the client sent is done
 	 * (without tracking there is nothing to end: it returns at once)
 	 */
-	if (saved == 0 && top_query_finished(queryDesc))
+	if (saved == 0 && queryDesc != run_ended && top_query_finished(queryDesc))
 		lg_statement_end();
+	if (queryDesc == run_ended)
+		run_ended = NULL;
 }
 
 /* ----------
