@@ -46,6 +46,13 @@
 #define LG_MY_SLOT_INDEX()		(MyBackendId - 1)
 #endif
 
+/* The local id of this backend's top-level transaction (its vxid's) */
+#if PG_VERSION_NUM >= 170000
+#define LG_MY_LXID()			(MyProc->vxid.lxid)
+#else
+#define LG_MY_LXID()			(MyProc->lxid)
+#endif
+
 /* A hint that memory at p is read (written) soon */
 #if defined(__GNUC__) || defined(__clang__)
 #define LG_PREFETCH(p)	__builtin_prefetch((const void *) (p))

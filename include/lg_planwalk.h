@@ -20,6 +20,7 @@ typedef struct LgPlanCalls
 	bool		set_config;		/* set_config(.., .., false) may have run */
 	bool		sequence;		/* nextval/setval(true) may have run */
 	bool		advisory;		/* an advisory lock function may have run */
+	bool		xact_advisory;	/* a transaction-level one may have run */
 } LgPlanCalls;
 
 /* Does any of these hold a call worth recording? */
@@ -27,7 +28,7 @@ static inline bool
 lg_plan_calls_any(const LgPlanCalls *calls)
 {
 	return calls->reasons != 0 || calls->set_config || calls->sequence ||
-		calls->advisory;
+		calls->advisory || calls->xact_advisory;
 }
 
 extern LgReasonMask lg_text_names_functions(const char *text, size_t len,

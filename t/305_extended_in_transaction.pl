@@ -6,7 +6,9 @@
 # the commit): what a SELECT changed shows in lambdaguard.sessions while the
 # session sits idle in the transaction, as PostgreSQL itself shows it
 # (pg_settings, read by the session afterwards), and a ROLLBACK takes it
-# away again.
+# away again; advisory locks taken and released in a transaction block show
+# at the statement's end (pg_locks), unless transaction-level ones may be
+# held beside them.
 
 use strict;
 use warnings;
@@ -67,6 +69,45 @@ is(seen(), 'idle in transaction {set_config}', 'again in a transaction: {set_con
 $js->query({ text => 'COMMIT' });
 is(seen(), 'idle {set_config}', 'after COMMIT: {set_config} stays');
 is(session_param(), 1, 'oracle: pg_settings shows work_mem set after the commit');
+
+# advisory locks in a transaction block: counted at the statement's end,
+# with pg_locks (read from another session) as the oracle
+sub locks_held
+{
+	return lg_sql($node,
+		"SELECT count(*) FROM pg_locks WHERE pid = $pid AND locktype = 'advisory' AND granted");
+}
+$js->query({ text => 'RESET work_mem' });
+$js->query({ text => 'BEGIN' });
+$r = $js->query({ text => 'SELECT pg_advisory_lock($1)', values => [71] });
+ok(!$r->{error}, 'pg_advisory_lock($1) in a transaction');
+is(locks_held(), 1, 'oracle: pg_locks shows the advisory lock');
+is(seen(), 'idle in transaction {advisory_lock}',
+	'idle in the transaction: dirty_reasons {advisory_lock} at once');
+$r = $js->query({ text => 'SELECT pg_advisory_unlock($1)', values => [71] });
+ok($r->{rows} && $r->{rows}[0][0], 'pg_advisory_unlock($1) in the same transaction');
+is(locks_held(), 0, 'oracle: pg_locks shows no advisory lock');
+is(seen(), 'idle in transaction {}', 'after the unlock: dirty_reasons {} at once');
+$r = $js->query({ text => 'SELECT pg_try_advisory_lock($1)', values => [72] });
+ok($r->{rows} && $r->{rows}[0][0], 'pg_try_advisory_lock($1) in the same transaction');
+$js->query({ text => 'ROLLBACK' });
+is(locks_held(), 1, 'oracle: a session-level lock outlives the ROLLBACK');
+is(seen(), 'idle {advisory_lock}', 'after ROLLBACK: {advisory_lock} stays');
+
+# a transaction-level lock, which pg_locks shows as it shows the session's:
+# not counted as session state
+$js->query({ text => 'BEGIN' });
+$js->query({ text => 'SELECT pg_advisory_unlock_all()' });
+is(seen(), 'idle in transaction {}', 'pg_advisory_unlock_all() in a transaction: {} at once');
+$js->query({ text => 'SELECT pg_advisory_xact_lock($1)', values => [73] });
+$r = $js->query({ text => 'SELECT pg_advisory_unlock($1)', values => [999] });
+ok($r->{rows} && !$r->{rows}[0][0], 'pg_advisory_unlock of a lock not held: false');
+is(locks_held(), 1, 'oracle: pg_locks shows the transaction-level lock');
+is(seen(), 'idle in transaction {}',
+	'the transaction-level lock is not taken for the session\'s');
+$js->query({ text => 'COMMIT' });
+is(locks_held(), 0, 'oracle: no advisory lock after the COMMIT');
+is(seen(), 'idle {}', 'after COMMIT: dirty_reasons {}');
 
 $js->close;
 is(join("\n", lg_crash_lines(lg_log_slice($node, 0))), '', 'no backend or worker crashed');

@@ -77,6 +77,8 @@ typedef struct LgBackendPinning
 	int			n_on_commit_drop;
 	bool		xact_names;		/* cursors or channels changed in it */
 	LgReasonMask temp_at_start; /* temp bits before its first change */
+	LocalTransactionId xact_lock_lxid;	/* a transaction-level advisory lock
+										 * function may have run in it */
 
 	/* utility statements running now (a procedure's COMMIT runs in one) */
 	int			utility_depth;
@@ -245,8 +247,15 @@ lg_record_calls(const LgPlanCalls *calls, LgReasonMask named, bool hidden,
 	}
 	if (calls->sequence)
 		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
+	if (calls->xact_advisory)
+		me.xact_lock_lxid = LG_MY_LXID();
 	if (calls->advisory)
+	{
 		note_advisory();
+		/* in a transaction block, counted when the statement ends too */
+		if (IsTransactionBlock())
+			me.stmt_touched |= LG_KIND_ADVISORY;
+	}
 	lg_publish(NULL);
 }
 
@@ -396,6 +405,14 @@ statement_end_read(void)
 		 */
 		me.pending_read |= touched & (LG_KIND_GUC | LG_KIND_TEMP);
 	}
+	/*
+	 * Advisory locks are counted once the transaction's locks are released;
+	 * in a transaction block, also at the end of the statement that took or
+	 * released one, unless a transaction-level one may be among them
+	 */
+	if ((touched & LG_KIND_ADVISORY) && IsTransactionState() &&
+		me.xact_lock_lxid != LG_MY_LXID())
+		lg_set_dirty(BIT(ADVISORY_LOCK), lg_session_advisory_locks() > 0);
 	if (touched & LG_KIND_PREPARED)
 		lg_objects_verify_prepared();
 	if (touched & (LG_KIND_PREPARED | LG_KIND_CURSOR | LG_KIND_LISTEN))

@@ -409,6 +409,16 @@ note_call(FuncExpr *f, LgPlanCalls *calls)
 		case F_PG_ADVISORY_UNLOCK_ALL:
 			calls->advisory = true;
 			break;
+		case F_PG_ADVISORY_XACT_LOCK_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT8:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_INT8:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_INT4_INT4:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
+			calls->xact_advisory = true;	/* no reason: released at its end */
+			break;
 		default:
 			break;
 	}
