@@ -74,6 +74,7 @@ static const LgNameList lg_empty_names = {0, false};
 static const LgCidrList lg_empty_cidrs = {0};
 
 const LgNameList *lg_roles_list = &lg_empty_names;
+uint32		lg_roles_generation = 0;
 const LgNameList *lg_appname_list = &lg_empty_names;
 const LgCidrList *lg_addr_list = &lg_empty_cidrs;
 const LgNameList *lg_ignored_list = &lg_empty_names;
@@ -133,6 +134,7 @@ static void
 assign_roles(const char *newval, void *extra)
 {
 	lg_roles_list = extra ? (const LgNameList *) extra : &lg_empty_names;
+	lg_roles_generation++;
 }
 
 static bool

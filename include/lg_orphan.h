@@ -16,6 +16,8 @@
 
 extern LgSnapshot *lg_take_snapshot(bool with_text, bool need_pins,
 									 bool candidates_only);
+extern void lg_unwatched_forget(void);
+extern uint32 lg_unwatched_forgotten(void);
 extern void lg_judge(LgSession *s, TimestampTz now);
 extern List *lg_decide(LgSnapshot *snap, TimestampTz now, Oid caller,
 					   int exclude_pid, TimestampTz *next_due);

@@ -39,6 +39,7 @@ extern int	lg_track_pinning;		/* LgTrackPinning */
 extern int	lg_max_events;
 
 extern const LgNameList *lg_roles_list;
+extern uint32 lg_roles_generation;	/* counts assignments of lambdaguard.roles */
 extern const LgNameList *lg_appname_list;
 extern const LgCidrList *lg_addr_list;
 extern const LgNameList *lg_ignored_list;

@@ -95,6 +95,20 @@ sub expect_terminated
 			"SELECT count(*) = 1 FROM lambdaguard.history WHERE pid = $pid AND action = 'terminate'", 20),
 		'superuser demoted: terminated once no longer a superuser (within 10 s and the timeout)');
 	$s->close;
+
+	# scan(false) right after the change: the caller's committed change counts
+	$node->safe_psql('postgres', 'CREATE ROLE demoted2 SUPERUSER LOGIN');
+	my $s2 = orphan(user => 'demoted2', appname => 'lg_demoted2');
+	lg_assert_untouched($node, $s2, 1500, 'superuser demoted2: untouched while superuser');
+	my $pid2 = $s2->pid;
+	# idle in transaction past the timeout again (the check above pinged it)
+	ok(lg_wait_idle_for($node, $pid2, 1200, 10), 'superuser demoted2: idle in transaction past the timeout');
+	is( $node->safe_psql('postgres', qq{
+ALTER ROLE demoted2 NOSUPERUSER;
+SELECT count(*) FROM lambdaguard.scan(false) WHERE pid = $pid2 AND action = 'terminate';
+}),
+		'1', 'superuser demoted2: scan(false) right after ALTER ROLE ... NOSUPERUSER acts on it');
+	$s2->close;
 	lg_reload($node, roles => 'app');
 }
 

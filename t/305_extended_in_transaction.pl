@@ -8,7 +8,8 @@
 # (pg_settings, read by the session afterwards), and a ROLLBACK takes it
 # away again; advisory locks taken and released in a transaction block show
 # at the statement's end (pg_locks), unless transaction-level ones may be
-# held beside them.
+# held beside them.  The same with pg_stat_statements and auto_explain
+# (whose ExecutorFinish hooks come first) preloaded before it.
 
 use strict;
 use warnings;
@@ -49,26 +50,38 @@ sub session_param
 	return $r->{rows} ? $r->{rows}[0][0] : "error: $r->{error}";
 }
 
-my $r = $js->query({ text => 'BEGIN' });
-ok(!$r->{error}, 'BEGIN');
-$r = $js->query({ text => 'SELECT set_config($1, $2, false)', values => [ 'work_mem', '5MB' ] });
-is_deeply($r->{rows}, [ ['5MB'] ], 'set_config($1, $2, false) by the extended protocol, in the transaction');
-is(seen(), 'idle in transaction {set_config}',
-	'idle in the transaction: dirty_reasons {set_config} at once');
-is(session_param(), 1, 'oracle: pg_settings shows work_mem set for the session');
+# set_config in a transaction block: rolled back, then committed
+sub set_config_in_transaction
+{
+	my ($label) = @_;
+	my $r = $js->query({ text => 'BEGIN' });
+	ok(!$r->{error}, "$label: BEGIN");
+	$r = $js->query({ text => 'SELECT set_config($1, $2, false)', values => [ 'work_mem', '5MB' ] });
+	is_deeply($r->{rows}, [ ['5MB'] ],
+		"$label: set_config(\$1, \$2, false) by the extended protocol, in the transaction");
+	is(seen(), 'idle in transaction {set_config}',
+		"$label: idle in the transaction: dirty_reasons {set_config} at once");
+	is(session_param(), 1, "$label: oracle: pg_settings shows work_mem set for the session");
 
-$r = $js->query({ text => 'ROLLBACK' });
-ok(!$r->{error}, 'ROLLBACK');
-is(seen(), 'idle {}', 'after ROLLBACK: dirty_reasons {} (the parameter is back)');
-is(session_param(), 0, 'oracle: pg_settings no longer shows work_mem set for the session');
+	$r = $js->query({ text => 'ROLLBACK' });
+	ok(!$r->{error}, "$label: ROLLBACK");
+	is(seen(), 'idle {}', "$label: after ROLLBACK: dirty_reasons {} (the parameter is back)");
+	is(session_param(), 0,
+		"$label: oracle: pg_settings no longer shows work_mem set for the session");
 
-# the same parameter set, then the transaction committed: it stays
-$js->query({ text => 'BEGIN' });
-$js->query({ text => 'SELECT set_config($1, $2, false)', values => [ 'work_mem', '6MB' ] });
-is(seen(), 'idle in transaction {set_config}', 'again in a transaction: {set_config} at once');
-$js->query({ text => 'COMMIT' });
-is(seen(), 'idle {set_config}', 'after COMMIT: {set_config} stays');
-is(session_param(), 1, 'oracle: pg_settings shows work_mem set after the commit');
+	# the same parameter set, then the transaction committed: it stays
+	$js->query({ text => 'BEGIN' });
+	$js->query({ text => 'SELECT set_config($1, $2, false)', values => [ 'work_mem', '6MB' ] });
+	is(seen(), 'idle in transaction {set_config}',
+		"$label: again in a transaction: {set_config} at once");
+	$js->query({ text => 'COMMIT' });
+	is(seen(), 'idle {set_config}', "$label: after COMMIT: {set_config} stays");
+	is(session_param(), 1, "$label: oracle: pg_settings shows work_mem set after the commit");
+	$js->query({ text => 'RESET work_mem' });
+}
+
+set_config_in_transaction('alone');
+my $r;
 
 # advisory locks in a transaction block: counted at the statement's end,
 # with pg_locks (read from another session) as the oracle
@@ -77,7 +90,6 @@ sub locks_held
 	return lg_sql($node,
 		"SELECT count(*) FROM pg_locks WHERE pid = $pid AND locktype = 'advisory' AND granted");
 }
-$js->query({ text => 'RESET work_mem' });
 $js->query({ text => 'BEGIN' });
 $r = $js->query({ text => 'SELECT pg_advisory_lock($1)', values => [71] });
 ok(!$r->{error}, 'pg_advisory_lock($1) in a transaction');
@@ -112,4 +124,31 @@ is(seen(), 'idle {}', 'after COMMIT: dirty_reasons {}');
 $js->close;
 is(join("\n", lg_crash_lines(lg_log_slice($node, 0))), '', 'no backend or worker crashed');
 $node->stop;
+
+# the same with libraries whose ExecutorFinish hooks come before ours
+my $pkglibdir = $node->config_data('--pkglibdir');
+SKIP:
+{
+	my @missing = grep { !-f "$pkglibdir/$_.so" } qw(pg_stat_statements auto_explain);
+	if (@missing)
+	{
+		note "not installed: @missing: the order with them skipped";
+		skip "not installed: @missing", 1;
+	}
+	$node = lg_node(
+		'extended_xact_hooks', conf => q{
+shared_preload_libraries = 'pg_stat_statements, auto_explain, pg_lambdaguard'
+lambdaguard.idle_in_transaction_timeout = 0
+lambdaguard.blocking_timeout = 0
+lambdaguard.aborted_transaction_timeout = 0
+lambdaguard.pinned_idle_timeout = 0
+});
+	$js = lg_node_client($node, appname => 'lg_extended_xact_hooks');
+	$pid = $js->pid;
+	set_config_in_transaction('after pg_stat_statements and auto_explain');
+	$js->close;
+	is(join("\n", lg_crash_lines(lg_log_slice($node, 0))), '',
+		'with pg_stat_statements and auto_explain: no backend or worker crashed');
+	$node->stop;
+}
 done_testing();

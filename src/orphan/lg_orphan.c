@@ -104,9 +104,10 @@ cached_superuser(RoleCache *cache, Oid userid)
  * starts none.  The memory only ever leaves a session out: a session it
  * keeps is judged in a transaction, with the catalogs as they are then.
  * It is forgotten when lambdaguard.roles changes, when a role changes (seen
- * by the next transaction), and after LG_UNWATCHED_MS, so that a role that
+ * by the next transaction: the worker's scan then reads the slots again),
+ * before a scan(false), and after LG_UNWATCHED_MS, so that a role that
  * becomes watched while the worker starts no transaction (ALTER ROLE ...
- * NOSUPERUSER) is seen within that time.
+ * NOSUPERUSER) is seen within that time (and one naptime).
  */
 #define LG_UNWATCHED_MS 10000
 
@@ -114,8 +115,9 @@ static struct
 {
 	int			n;
 	Oid			roles[64];
-	const void *roles_setting;	/* lg_roles_list when it was made */
+	uint32		roles_generation;	/* of lambdaguard.roles when made */
 	TimestampTz since;
+	uint32		forgotten;		/* counts the times it was forgotten */
 	bool		callback_registered;
 } unwatched;
 
@@ -123,13 +125,29 @@ static void
 unwatched_forget(Datum arg, int cacheid, uint32 hashvalue)
 {
 	unwatched.n = 0;
+	unwatched.forgotten++;
 }
 
+/* Forget them now (a scan(false) request: its caller's changes count) */
+void
+lg_unwatched_forget(void)
+{
+	unwatched_forget((Datum) 0, 0, 0);
+}
+
+/* How many times they were forgotten: a scan may look again if it changed */
+uint32
+lg_unwatched_forgotten(void)
+{
+	return unwatched.forgotten;
+}
+
+/* Young enough, and made for this lambdaguard.roles (a clock set back: not) */
 static bool
 unwatched_fresh(TimestampTz now)
 {
-	return unwatched.roles_setting == (const void *) lg_roles_list &&
-		now - unwatched.since < LG_MS(LG_UNWATCHED_MS);
+	return unwatched.roles_generation == lg_roles_generation &&
+		now >= unwatched.since && now - unwatched.since < LG_MS(LG_UNWATCHED_MS);
 }
 
 static bool
@@ -155,7 +173,7 @@ unwatched_note(Oid userid, TimestampTz now)
 	if (!unwatched_fresh(now))
 	{
 		unwatched.n = 0;
-		unwatched.roles_setting = lg_roles_list;
+		unwatched.roles_generation = lg_roles_generation;
 		unwatched.since = now;
 	}
 	if (!unwatched_role(userid) && unwatched.n < lengthof(unwatched.roles))
@@ -274,7 +292,10 @@ watch_sessions(LgSnapshot *snap, bool drop_unwatched)
 		if (!OidIsValid(s->userid))
 			;
 		else if (!lg_watch_role(&filter, s->userid, s->superuser))
-			unwatched_note(s->userid, now);
+		{
+			if (drop_unwatched)
+				unwatched_note(s->userid, now);	/* a scan's */
+		}
 		else
 			s->watched = lg_watch_match(&filter, s->userid, s->superuser,
 										s->appname,

@@ -413,6 +413,8 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	bool		braked = false;
 	bool		ready;
 	bool		purge_due;
+	bool		request = OidIsValid(caller) || ids != NULL;
+	uint32		forgotten;
 	LgSnapshot *snap;
 	List	   *decisions = NIL;
 	List	   *todo = NIL;
@@ -434,16 +436,25 @@ run_scan(Oid caller, int exclude_pid, int64 *ids, int *nids)
 	 * has nobody to judge and starts none, once the history table has been
 	 * found (it is looked for again before each purge of old rows).
 	 */
+	if (request)
+		lg_unwatched_forget();	/* its caller's changes to roles count */
+	forgotten = lg_unwatched_forgotten();
 	snap = lg_take_snapshot(false, false, true);
 	nseen = snap->nseen;
 	ready = history_found;
-	purge_due = GetCurrentTimestamp() - last_purge >= LG_MS(LG_PURGE_INTERVAL_MS);
-	if (snap->nsessions > 0 || !history_found || purge_due ||
-		OidIsValid(caller) || ids != NULL)
+	now = GetCurrentTimestamp();
+	purge_due = now - last_purge >= LG_MS(LG_PURGE_INTERVAL_MS) || now < last_purge;
+	if (snap->nsessions > 0 || !history_found || purge_due || request)
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		MemoryContextSwitchTo(scan_context);
+		/* a role changed (seen by this transaction): read the slots again */
+		if (lg_unwatched_forgotten() != forgotten)
+		{
+			snap = lg_take_snapshot(false, false, true);
+			nseen = snap->nseen;
+		}
 		ready = history_found = history_ready();
 		if (ready)
 			decisions = lg_decide(snap, GetCurrentTimestamp(), caller,

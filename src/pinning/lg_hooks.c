@@ -273,20 +273,25 @@ finish_runs_code(QueryDesc *queryDesc)
 }
 
 /*
- * A client's SELECT that its run took to the end, and whose finish runs no
- * code, is done there: the extended protocol finishes its portal only later
- * (at the next message, or the commit), and what the statement changed is
- * then read while its session sits idle in the transaction.  Only the
- * newest client's statement is looked at (the usual case, and one compare);
- * any other ends in ExecutorFinish as before.  run_ended spares that finish
- * the search; it is forgotten when a client's statement starts.
+ * A client's SELECT (without a data-modifying WITH) that its run took to
+ * the end is done there: the extended protocol finishes its portal only
+ * later (at the next message, or the commit), and what the statement
+ * changed is then read while its session sits idle in the transaction.  Its
+ * finish runs no user code of its own; what another library's
+ * ExecutorFinish hook might run is read at the next statement or the
+ * commit, as it was before.  Only the newest client's statement is looked
+ * at (the usual case, and one compare); any other ends in ExecutorFinish as
+ * before.  run_ended spares that finish the search; it is forgotten when a
+ * client's statement starts.
  */
 static inline void
 end_after_run(QueryDesc *queryDesc, uint64 count)
 {
 	LgTopQuery *t = &top_queries[(top_next - 1) & (LG_TOP_QUERIES - 1)];
 
-	if (t->query != queryDesc || count != 0 || finish_runs_code(queryDesc) ||
+	if (t->query != queryDesc || count != 0 ||
+		queryDesc->operation != CMD_SELECT ||
+		queryDesc->plannedstmt->hasModifyingCTE ||
 		t->text != queryDesc->sourceText)
 		return;
 	t->query = NULL;
