@@ -126,7 +126,8 @@ is(join("\n", lg_crash_lines(lg_log_slice($node, 0))), '', 'no backend or worker
 $node->stop;
 
 # the same with libraries whose ExecutorFinish hooks come before ours
-my $pkglibdir = $node->config_data('--pkglibdir');
+my $pkglibdir = `pg_config --pkglibdir`;
+chomp $pkglibdir;
 SKIP:
 {
 	my @missing = grep { !-f "$pkglibdir/$_.so" } qw(pg_stat_statements auto_explain);
