@@ -82,7 +82,7 @@ static LgHookChain prev;
  * it is dropped: at the next message, or at the commit, when
  * debug_query_string is another's or none): the executors of the client's
  * statements are remembered when they start (top_queries), and known so.
- * A SELECT whose run goes to its end and whose finish runs no code ends
+ * A SELECT (without a data-modifying WITH) whose run goes to its end ends
  * with that run (end_after_run).
  */
 static int	nesting_level = 0;
@@ -363,10 +363,10 @@ lg_ExecutorFinish(QueryDesc *queryDesc)
 	 * ExecutorEnd follows at once: the statement the client sent is done
 	 * (without tracking there is nothing to end: it returns at once)
 	 */
-	if (saved == 0 && queryDesc != run_ended && top_query_finished(queryDesc))
-		lg_statement_end();
 	if (queryDesc == run_ended)
-		run_ended = NULL;
+		run_ended = NULL;		/* ended with its run */
+	else if (saved == 0 && top_query_finished(queryDesc))
+		lg_statement_end();
 }
 
 /* ----------

@@ -230,6 +230,18 @@ statement_variant(Node *parsetree, LgUtilityEffect *e)
 	}
 }
 
+/* What a row of the table says the statement does */
+static inline void
+effect_of_row(const LgEffectRow *row, LgUtilityEffect *e)
+{
+	e->reason = row->reason;
+	e->kind = row->kind;
+	e->op = row->op;
+	e->clears = row->clears;
+	e->own_query = row->own_query;
+	e->runs_code = row->runs_code;
+}
+
 /*
  * Look up the effect of a utility statement.  No catalog access, no
  * allocation: a statement that changes no state costs one switch and a
@@ -261,12 +273,7 @@ lg_utility_effect(Node *parsetree, LgUtilityEffect *e)
 		if (lg_parameter_ignored(name))
 			return;
 		e->plain_set = true;
-		e->reason = row->reason;
-		e->kind = row->kind;
-		e->op = row->op;
-		e->clears = row->clears;
-		e->own_query = row->own_query;
-		e->runs_code = row->runs_code;
+		effect_of_row(row, e);
 		return;
 	}
 
@@ -281,12 +288,7 @@ lg_utility_effect(Node *parsetree, LgUtilityEffect *e)
 
 		if (row->tag != tag || row->variant != variant)
 			continue;
-		e->reason = row->reason;
-		e->kind = row->kind;
-		e->op = row->op;
-		e->clears = row->clears;
-		e->own_query = row->own_query;
-		e->runs_code = row->runs_code;
+		effect_of_row(row, e);
 		return;
 	}
 }
