@@ -381,6 +381,120 @@ SELECT current_setting('pg_trgm.similarity_threshold') AS threshold, * FROM agre
 SELECT * FROM my_events;
 DROP EXTENSION pg_trgm;
 
+--
+-- 12. Every simple expression a PL/pgSQL statement evaluates (a DECLARE's
+--     initial value, ELSIF and WHEN conditions, FOR bounds, FOREACH's
+--     array, RAISE parameters, ASSERT, EXECUTE ... USING), and CALL's
+--     arguments, which CALL evaluates itself
+--
+\c lg_state
+CREATE FUNCTION f_declare() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE x text := set_config('work_mem', '3MB', false);
+BEGIN
+  RETURN x;
+END $$;
+CREATE FUNCTION f_elsif(n int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  IF n = 0 THEN
+    RETURN 0;
+  ELSIF set_config('app.tenant', '12', false) IS NOT NULL THEN
+    RETURN 1;
+  END IF;
+  RETURN 2;
+END $$;
+CREATE FUNCTION f_when() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  CASE WHEN false THEN RETURN 0;
+       WHEN pg_try_advisory_lock(12) THEN RETURN 1;
+       ELSE RETURN 2;
+  END CASE;
+END $$;
+CREATE FUNCTION f_for() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE n int := 0;
+BEGIN
+  FOR i IN 1 .. pg_try_advisory_lock(13)::int + 1 LOOP n := n + 1; END LOOP;
+  RETURN n;
+END $$;
+CREATE FUNCTION f_foreach() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE v bigint;
+BEGIN
+  FOREACH v IN ARRAY ARRAY[nextval('s1')] LOOP END LOOP;
+  RETURN 1;
+END $$;
+CREATE FUNCTION f_raise() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE DEBUG 'next: %', nextval('s1');
+  RETURN 1;
+END $$;
+CREATE FUNCTION f_assert() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  ASSERT nextval('s1') > 0;
+  RETURN 1;
+END $$;
+CREATE FUNCTION f_using() RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE b bool;
+BEGIN
+  EXECUTE 'SELECT $1' INTO b USING pg_try_advisory_lock(14);
+  RETURN b;
+END $$;
+CREATE PROCEDURE p_arg(x text) LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
+CREATE PROCEDURE p_default(x bigint DEFAULT nextval('s1')) LANGUAGE plpgsql AS
+  $$ BEGIN NULL; END $$;
+CREATE FUNCTION f_call() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  CALL p_arg(set_config('app.tenant', '14', false));
+  RETURN 1;
+END $$;
+SELECT lambdaguard.reset();
+SELECT f_declare();
+SELECT current_setting('work_mem') AS work_mem, * FROM agree;
+SELECT * FROM my_events;
+\c lg_state
+SELECT f_elsif(0);
+SELECT * FROM agree;
+SELECT f_elsif(1);
+SELECT * FROM agree;
+SELECT * FROM my_events WHERE statement LIKE '%app.tenant%';
+\c lg_state
+SELECT f_when();
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_all();
+SELECT f_for();
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_all();
+SELECT f_using();
+SELECT * FROM agree;
+SELECT pg_advisory_unlock_all();
+SELECT * FROM agree;
+SELECT reason, hidden, statement FROM my_events
+ WHERE statement LIKE '%advisory_lock(1_)%' ORDER BY statement;
+\c lg_state
+SELECT f_foreach();
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+\c lg_state
+SELECT f_raise();
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+\c lg_state
+SELECT f_assert();
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+-- CALL: the client's arguments pin as the client wrote them; a default, or
+-- a CALL inside a function, is hidden
+\c lg_state
+SELECT lambdaguard.reset();
+CALL p_arg(set_config('app.tenant', '13', false));
+SELECT * FROM agree;
+SELECT * FROM my_state;
+SELECT * FROM my_events;
+\c lg_state
+CALL p_default();
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+SELECT * FROM my_events;
+\c lg_state
+SELECT f_call();
+SELECT * FROM agree;
+SELECT * FROM my_state;
+SELECT * FROM my_events;
+
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;

@@ -424,6 +424,34 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 		lg_note_kinds(kinds);
 }
 
+/*
+ * CALL evaluates its arguments itself, without the executor: the calls in
+ * them (the defaults the parser filled in too, which the text does not
+ * show: hidden).
+ */
+static pg_noinline void
+call_events(CallStmt *stmt, bool hidden, PlannedStmt *pstmt,
+			const char *queryString, size_t len)
+{
+	LgPlanCalls calls;
+	LgReasonMask named = 0;
+	int			location = Max(pstmt->stmt_location, 0);
+
+	lg_expr_calls((Node *) stmt->funcexpr, &calls);
+	if (!lg_plan_calls_any(&calls))
+		return;
+	if (!hidden && queryString != NULL && len > 0)
+	{
+		const char *paren = memchr(queryString + location, '(', len);
+
+		if (paren != NULL)
+			named = lg_text_names_functions(queryString + location, len, paren);
+	}
+	lg_record_calls(&calls, named, hidden, queryString, location,
+					len > 0 && len <= PG_INT32_MAX ? (int) len : pstmt->stmt_len,
+					pstmt->queryId);
+}
+
 void
 lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 				  bool readOnlyTree, ProcessUtilityContext context, ParamListInfo params,
@@ -484,6 +512,9 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (tracking)
 	{
+		if (effect.runs_code && IsA(pstmt->utilityStmt, CallStmt))
+			call_events((CallStmt *) pstmt->utilityStmt, !top, pstmt,
+						queryString, len);
 		apply_utility(&effect, !top, pstmt, queryString, len, qc);
 		if (top)
 			lg_statement_end();

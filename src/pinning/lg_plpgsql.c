@@ -4,14 +4,15 @@
  *		See the calls in PL/pgSQL simple expressions.
  *
  * PL/pgSQL evaluates a "simple" expression (an assignment, a RETURN, an IF
- * or WHILE condition that is a plain expression) without the executor: no
+ * or WHILE condition, a DECLARE's initial value, a FOR bound, a RAISE
+ * parameter... that is a plain expression) without the executor: no
  * executor hook sees x := set_config(...), IF pg_try_advisory_lock(n) or
- * RETURN nextval('s').  PL/pgSQL's instrumentation plugin (the
+ * RAISE NOTICE '%', nextval('s').  PL/pgSQL's instrumentation plugin (the
  * "PLpgSQL_plugin" rendezvous variable, as pldebugger uses it) is called
- * after each statement: for those statements whose expression names a
- * reason function (the identifier before each '(' of its text), the planned
- * expression is walked, and each call found is a hidden event of that
- * statement.
+ * after each statement: for each simple expression of the statement that
+ * names a reason function (the identifier before each '(' of its text)
+ * and that ran, the planned expression is walked, and each call found is a
+ * hidden event of that statement.
  *
  * PL/pgSQL calls one plugin, through the "PLpgSQL_plugin" rendezvous
  * variable, and other tools want it too (plpgsql_check, pldebugger,
@@ -43,6 +44,7 @@
 #include "fmgr.h"
 #include "plpgsql.h"
 
+#include "lg_compat.h"
 #include "lg_pinstate.h"
 #include "lg_planwalk.h"
 #include "lg_plpgsql.h"
@@ -144,8 +146,8 @@ wrap_current(void)
 	*plugin_var = &lg_plugin;
 }
 
-/* The simple expression a statement evaluated, if any */
-static PLpgSQL_expr *
+/* The simple expression every run of a statement evaluates, if any */
+static inline PLpgSQL_expr *
 statement_expression(PLpgSQL_stmt *stmt)
 {
 	switch (stmt->cmd_type)
@@ -182,6 +184,141 @@ expression_events(PLpgSQL_expr *expr, const char *paren)
 	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
 }
 
+/*
+ * An expression of the statement that ended.  One that is not simple ran
+ * through the executor hooks; one that is, and that a run of the statement
+ * may skip (an ELSIF or WHEN after the branch taken, an ASSERT while
+ * plpgsql.check_asserts is off), counts only if it was evaluated in this
+ * transaction (PL/pgSQL prepares a simple expression once per transaction
+ * and marks it so).  One evaluated earlier in the transaction, and skipped
+ * this time, is counted again: its state is there already.
+ */
+static inline void
+check_expression(PLpgSQL_expr *expr, bool always)
+{
+	const char *paren;
+
+	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL ||
+		(!always && expr->expr_simple_lxid != LG_MY_LXID()))
+		return;
+	paren = strchr(expr->query, '(');
+	if (paren != NULL)
+		expression_events(expr, paren);
+}
+
+static void
+check_expressions(List *exprs)
+{
+	ListCell   *lc;
+
+	foreach(lc, exprs)
+		check_expression((PLpgSQL_expr *) lfirst(lc), true);
+}
+
+/*
+ * The statement's other simple expressions: a block's initial values, the
+ * conditions of ELSIF and WHEN, the bounds of FOR, the array of FOREACH, the
+ * parameters of RAISE, the condition of ASSERT, the query string and USING
+ * values of EXECUTE, and the count of FETCH or MOVE.  (OPEN's arguments
+ * and every query run through the executor hooks.)
+ */
+static pg_noinline void
+other_expressions(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
+{
+	ListCell   *lc;
+	int			i;
+
+	switch (stmt->cmd_type)
+	{
+		case PLPGSQL_STMT_BLOCK:
+			{
+				PLpgSQL_stmt_block *block = (PLpgSQL_stmt_block *) stmt;
+
+				for (i = 0; i < block->n_initvars; i++)
+				{
+					PLpgSQL_datum *d = estate->datums[block->initvarnos[i]];
+
+					if (d->dtype == PLPGSQL_DTYPE_VAR ||
+						d->dtype == PLPGSQL_DTYPE_PROMISE ||
+						d->dtype == PLPGSQL_DTYPE_REC)
+						check_expression(((PLpgSQL_variable *) d)->default_val, true);
+				}
+			}
+			break;
+		case PLPGSQL_STMT_IF:
+			foreach(lc, ((PLpgSQL_stmt_if *) stmt)->elsif_list)
+				check_expression(((PLpgSQL_if_elsif *) lfirst(lc))->cond, false);
+			break;
+		case PLPGSQL_STMT_CASE:
+			foreach(lc, ((PLpgSQL_stmt_case *) stmt)->case_when_list)
+				check_expression(((PLpgSQL_case_when *) lfirst(lc))->expr, false);
+			break;
+		case PLPGSQL_STMT_FORI:
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->lower, true);
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->upper, true);
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->step, true);
+			break;
+		case PLPGSQL_STMT_FOREACH_A:
+			check_expression(((PLpgSQL_stmt_foreach_a *) stmt)->expr, true);
+			break;
+		case PLPGSQL_STMT_RAISE:
+			check_expressions(((PLpgSQL_stmt_raise *) stmt)->params);
+			foreach(lc, ((PLpgSQL_stmt_raise *) stmt)->options)
+				check_expression(((PLpgSQL_raise_option *) lfirst(lc))->expr, true);
+			break;
+		case PLPGSQL_STMT_ASSERT:
+			check_expression(((PLpgSQL_stmt_assert *) stmt)->cond, false);
+			break;
+		case PLPGSQL_STMT_DYNEXECUTE:
+			check_expression(((PLpgSQL_stmt_dynexecute *) stmt)->query, true);
+			check_expressions(((PLpgSQL_stmt_dynexecute *) stmt)->params);
+			break;
+		case PLPGSQL_STMT_DYNFORS:
+			check_expression(((PLpgSQL_stmt_dynfors *) stmt)->query, true);
+			check_expressions(((PLpgSQL_stmt_dynfors *) stmt)->params);
+			break;
+		case PLPGSQL_STMT_RETURN_QUERY:
+			check_expression(((PLpgSQL_stmt_return_query *) stmt)->dynquery, true);
+			check_expressions(((PLpgSQL_stmt_return_query *) stmt)->params);
+			break;
+		case PLPGSQL_STMT_OPEN:
+			check_expression(((PLpgSQL_stmt_open *) stmt)->dynquery, true);
+			check_expressions(((PLpgSQL_stmt_open *) stmt)->params);
+			break;
+		case PLPGSQL_STMT_FETCH:
+			check_expression(((PLpgSQL_stmt_fetch *) stmt)->expr, true);
+			break;
+		default:
+			break;
+	}
+}
+
+/* Does a statement of this kind evaluate simple expressions besides its main one? */
+static inline bool
+has_other_expressions(PLpgSQL_stmt *stmt)
+{
+	switch (stmt->cmd_type)
+	{
+		case PLPGSQL_STMT_BLOCK:
+			return ((PLpgSQL_stmt_block *) stmt)->n_initvars > 0;
+		case PLPGSQL_STMT_IF:
+			return ((PLpgSQL_stmt_if *) stmt)->elsif_list != NIL;
+		case PLPGSQL_STMT_CASE:
+		case PLPGSQL_STMT_FORI:
+		case PLPGSQL_STMT_FOREACH_A:
+		case PLPGSQL_STMT_RAISE:
+		case PLPGSQL_STMT_ASSERT:
+		case PLPGSQL_STMT_DYNEXECUTE:
+		case PLPGSQL_STMT_DYNFORS:
+		case PLPGSQL_STMT_RETURN_QUERY:
+		case PLPGSQL_STMT_OPEN:
+		case PLPGSQL_STMT_FETCH:
+			return true;
+		default:
+			return false;
+	}
+}
+
 /* Passing stmt_end on: apart, so that the usual call sets up no PG_TRY */
 static pg_noinline void
 forward_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
@@ -192,23 +329,15 @@ forward_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 static void
 lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 {
-	PLpgSQL_expr *expr;
-	const char *paren;
-
 	/* the wrapped plugin passing this very call on again: done already */
 	if (estate == forwarding)
 		return;
 	if (inner && inner->stmt_end)
 		forward_stmt_end(estate, stmt);
 
-	expr = statement_expression(stmt);
-
-	/* an expression that is not simple ran through the executor hooks */
-	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL)
-		return;
-	paren = strchr(expr->query, '(');
-	if (paren != NULL)
-		expression_events(expr, paren);
+	check_expression(statement_expression(stmt), true);
+	if (has_other_expressions(stmt))
+		other_expressions(estate, stmt);
 }
 
 /*
