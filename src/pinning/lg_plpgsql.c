@@ -146,31 +146,6 @@ wrap_current(void)
 	*plugin_var = &lg_plugin;
 }
 
-/* The simple expression every run of a statement evaluates, if any */
-static inline PLpgSQL_expr *
-statement_expression(PLpgSQL_stmt *stmt)
-{
-	switch (stmt->cmd_type)
-	{
-		case PLPGSQL_STMT_ASSIGN:
-			return ((PLpgSQL_stmt_assign *) stmt)->expr;
-		case PLPGSQL_STMT_RETURN:
-			return ((PLpgSQL_stmt_return *) stmt)->expr;
-		case PLPGSQL_STMT_RETURN_NEXT:
-			return ((PLpgSQL_stmt_return_next *) stmt)->expr;
-		case PLPGSQL_STMT_IF:
-			return ((PLpgSQL_stmt_if *) stmt)->cond;
-		case PLPGSQL_STMT_WHILE:
-			return ((PLpgSQL_stmt_while *) stmt)->cond;
-		case PLPGSQL_STMT_EXIT:
-			return ((PLpgSQL_stmt_exit *) stmt)->cond;
-		case PLPGSQL_STMT_CASE:
-			return ((PLpgSQL_stmt_case *) stmt)->t_expr;
-		default:
-			return NULL;
-	}
-}
-
 /* A simple expression that names a reason function: its calls, hidden */
 static pg_noinline void
 expression_events(PLpgSQL_expr *expr, const char *paren)
@@ -216,7 +191,7 @@ check_expressions(List *exprs)
 }
 
 /*
- * The statement's other simple expressions: a block's initial values, the
+ * A statement's other simple expressions: a block's initial values, the
  * conditions of ELSIF and WHEN, the bounds of FOR, the array of FOREACH, the
  * parameters of RAISE, the condition of ASSERT, the query string and USING
  * values of EXECUTE, and the count of FETCH or MOVE.  (OPEN's arguments
@@ -231,6 +206,7 @@ other_expressions(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	switch (stmt->cmd_type)
 	{
 		case PLPGSQL_STMT_BLOCK:
+			/* the initial values: lg_plpgsql_stmt_end found one */
 			{
 				PLpgSQL_stmt_block *block = (PLpgSQL_stmt_block *) stmt;
 
@@ -293,32 +269,6 @@ other_expressions(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	}
 }
 
-/* Does a statement of this kind evaluate simple expressions besides its main one? */
-static inline bool
-has_other_expressions(PLpgSQL_stmt *stmt)
-{
-	switch (stmt->cmd_type)
-	{
-		case PLPGSQL_STMT_BLOCK:
-			return ((PLpgSQL_stmt_block *) stmt)->n_initvars > 0;
-		case PLPGSQL_STMT_IF:
-			return ((PLpgSQL_stmt_if *) stmt)->elsif_list != NIL;
-		case PLPGSQL_STMT_CASE:
-		case PLPGSQL_STMT_FORI:
-		case PLPGSQL_STMT_FOREACH_A:
-		case PLPGSQL_STMT_RAISE:
-		case PLPGSQL_STMT_ASSERT:
-		case PLPGSQL_STMT_DYNEXECUTE:
-		case PLPGSQL_STMT_DYNFORS:
-		case PLPGSQL_STMT_RETURN_QUERY:
-		case PLPGSQL_STMT_OPEN:
-		case PLPGSQL_STMT_FETCH:
-			return true;
-		default:
-			return false;
-	}
-}
-
 /* Passing stmt_end on: apart, so that the usual call sets up no PG_TRY */
 static pg_noinline void
 forward_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
@@ -326,6 +276,10 @@ forward_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	FORWARD(stmt_end, estate, stmt);
 }
 
+/*
+ * After each statement: the simple expression every run of it evaluates
+ * (an assignment, RETURN, IF, WHILE, EXIT WHEN, CASE), then the others.
+ */
 static void
 lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 {
@@ -335,9 +289,65 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	if (inner && inner->stmt_end)
 		forward_stmt_end(estate, stmt);
 
-	check_expression(statement_expression(stmt), true);
-	if (has_other_expressions(stmt))
-		other_expressions(estate, stmt);
+	switch (stmt->cmd_type)
+	{
+		case PLPGSQL_STMT_ASSIGN:
+			check_expression(((PLpgSQL_stmt_assign *) stmt)->expr, true);
+			break;
+		case PLPGSQL_STMT_RETURN:
+			check_expression(((PLpgSQL_stmt_return *) stmt)->expr, true);
+			break;
+		case PLPGSQL_STMT_RETURN_NEXT:
+			check_expression(((PLpgSQL_stmt_return_next *) stmt)->expr, true);
+			break;
+		case PLPGSQL_STMT_WHILE:
+			check_expression(((PLpgSQL_stmt_while *) stmt)->cond, true);
+			break;
+		case PLPGSQL_STMT_EXIT:
+			check_expression(((PLpgSQL_stmt_exit *) stmt)->cond, true);
+			break;
+		case PLPGSQL_STMT_IF:
+			check_expression(((PLpgSQL_stmt_if *) stmt)->cond, true);
+			if (((PLpgSQL_stmt_if *) stmt)->elsif_list != NIL)
+				other_expressions(estate, stmt);
+			break;
+		case PLPGSQL_STMT_CASE:
+			check_expression(((PLpgSQL_stmt_case *) stmt)->t_expr, true);
+			other_expressions(estate, stmt);
+			break;
+		case PLPGSQL_STMT_BLOCK:
+			{
+				/*
+				 * Most variables have no initial value.  Those a block
+				 * initialises are variables and records, which share
+				 * PLpgSQL_variable's fields (other_expressions checks).
+				 */
+				PLpgSQL_stmt_block *block = (PLpgSQL_stmt_block *) stmt;
+				int			i;
+
+				for (i = 0; i < block->n_initvars; i++)
+					if (unlikely(((PLpgSQL_variable *)
+								  estate->datums[block->initvarnos[i]])->default_val))
+					{
+						other_expressions(estate, stmt);
+						break;
+					}
+			}
+			break;
+		case PLPGSQL_STMT_FORI:
+		case PLPGSQL_STMT_FOREACH_A:
+		case PLPGSQL_STMT_RAISE:
+		case PLPGSQL_STMT_ASSERT:
+		case PLPGSQL_STMT_DYNEXECUTE:
+		case PLPGSQL_STMT_DYNFORS:
+		case PLPGSQL_STMT_RETURN_QUERY:
+		case PLPGSQL_STMT_OPEN:
+		case PLPGSQL_STMT_FETCH:
+			other_expressions(estate, stmt);
+			break;
+		default:
+			break;
+	}
 }
 
 /*
