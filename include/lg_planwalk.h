@@ -34,6 +34,7 @@ lg_plan_calls_any(const LgPlanCalls *calls)
 extern LgReasonMask lg_text_names_functions(const char *text, size_t len,
 											const char *paren);
 extern bool lg_plan_may_inline(PlannedStmt *pstmt);
+extern bool lg_plan_reads_calling_view(PlannedStmt *pstmt);
 extern bool lg_function_is_c_code(Oid fn_oid);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);

@@ -495,6 +495,32 @@ SELECT * FROM agree;
 SELECT * FROM my_state;
 SELECT * FROM my_events;
 
+--
+-- 13. A view whose query calls a reason function (a view over it too): the
+--     calls are hidden, as in a function; a view replaced in the session is
+--     looked at again
+--
+\c lg_state
+CREATE VIEW v_plain AS SELECT 1 AS x;
+CREATE VIEW v_seq AS SELECT nextval('s1') AS x;
+CREATE VIEW v_over_seq AS SELECT x FROM v_seq;
+CREATE VIEW v_lock AS SELECT pg_try_advisory_lock(15) AS x;
+SELECT lambdaguard.reset();
+SELECT * FROM v_plain;
+SELECT * FROM agree;
+CREATE OR REPLACE VIEW v_plain AS SELECT length(set_config('app.tenant', '15', false)) AS x;
+SELECT * FROM v_plain;
+SELECT * FROM agree;
+SELECT * FROM v_lock;
+SELECT * FROM agree;
+SELECT * FROM my_events;
+SELECT * FROM my_state;
+SELECT pg_advisory_unlock_all();
+\c lg_state
+SELECT x > 0 AS called FROM v_over_seq;
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+SELECT * FROM my_events WHERE reason = 'sequence_function' AND hidden;
+
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;

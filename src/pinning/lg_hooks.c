@@ -247,7 +247,8 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	named = paren == NULL ? 0 :
 		lg_text_names_functions(text + location, len, paren);
 	if (named == 0 &&
-		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)))
+		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)) &&
+		(pstmt->relationOids == NIL || !lg_plan_reads_calling_view(pstmt)))
 	{
 		/* only a column default can still set sequence state */
 		if (pstmt->commandType != CMD_SELECT && lg_plan_sets_sequence(pstmt))

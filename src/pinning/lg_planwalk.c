@@ -39,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -620,6 +621,109 @@ lg_expr_calls(Node *expr, LgPlanCalls *calls)
 {
 	memset(calls, 0, sizeof(*calls));
 	(void) call_walker(expr, calls);
+}
+
+/* ----------
+ * Views that call reason functions
+ * ----------
+ *
+ * A view's query is part of the plan of a statement that reads it, but not
+ * of its text: a view that calls set_config, a sequence or an advisory lock
+ * function makes the plan worth a walk (its calls are hidden).  The
+ * planner lists the views a plan read in pstmt->relationOids with its
+ * tables; what is known of each relation is kept here, forgotten when the
+ * relation changes (a relcache invalidation: CREATE OR REPLACE VIEW too).
+ */
+#define LG_REL_CACHE_SIZE 128	/* a power of 2 */
+
+typedef struct LgRelCacheEntry
+{
+	Oid			oid;
+	bool		calls;			/* a view whose query calls a reason function */
+} LgRelCacheEntry;
+
+static LgRelCacheEntry rel_cache[LG_REL_CACHE_SIZE];
+static bool rel_cache_callback_registered = false;
+
+static void
+rel_cache_reset(Datum arg, Oid relid)
+{
+	if (OidIsValid(relid))
+	{
+		LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+
+		if (entry->oid == relid)
+			entry->oid = InvalidOid;
+	}
+	else
+		memset(rel_cache, 0, sizeof(rel_cache));
+}
+
+/* Does a view's query (its subqueries too) call a reason function? */
+static bool
+view_walker(Node *node, bool *found)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr))
+	{
+		LgPlanCalls calls;
+
+		memset(&calls, 0, sizeof(calls));
+		note_call((FuncExpr *) node, &calls);
+		if (lg_plan_calls_any(&calls))
+		{
+			*found = true;
+			return true;
+		}
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, view_walker, (void *) found, 0);
+	return expression_tree_walker(node, view_walker, (void *) found);
+}
+
+static pg_noinline bool
+relation_calls(Oid relid)
+{
+	LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+	bool		found = false;
+
+	if (!rel_cache_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(rel_cache_reset, (Datum) 0);
+		rel_cache_callback_registered = true;
+	}
+	if (get_rel_relkind(relid) == RELKIND_VIEW)
+	{
+		/* the statement locked it already: this lock is its own again */
+		Relation	rel = try_relation_open(relid, AccessShareLock);
+
+		if (rel == NULL)
+			return false;
+		(void) view_walker((Node *) get_view_query(rel), &found);
+		relation_close(rel, AccessShareLock);
+	}
+	entry->oid = relid;
+	entry->calls = found;
+	return found;
+}
+
+/* Did the plan read a view that calls a reason function? */
+bool
+lg_plan_reads_calling_view(PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, pstmt->relationOids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+
+		if (entry->oid == relid && OidIsValid(relid) ? entry->calls :
+			relation_calls(relid))
+			return true;
+	}
+	return false;
 }
 
 /*
