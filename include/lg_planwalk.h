@@ -37,7 +37,7 @@ extern bool lg_plan_may_inline(PlannedStmt *pstmt);
 extern bool lg_plan_reads_calling_view(PlannedStmt *pstmt);
 extern bool lg_function_is_c_code(Oid fn_oid);
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
-extern bool lg_plan_sets_sequence(PlannedStmt *pstmt);
+extern bool lg_plan_default_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_copy_sets_sequence(CopyStmt *stmt);
 extern void lg_expr_calls(Node *expr, LgPlanCalls *calls);
 

@@ -496,9 +496,9 @@ SELECT * FROM my_state;
 SELECT * FROM my_events;
 
 --
--- 13. A view whose query calls a reason function (a view over it too): the
---     calls are hidden, as in a function; a view replaced in the session is
---     looked at again
+-- 13. A view whose query calls a reason function (a view over it too), or a
+--     column default that does: the calls are hidden, as in a function; a
+--     view replaced in the session is looked at again
 --
 \c lg_state
 CREATE VIEW v_plain AS SELECT 1 AS x;
@@ -520,6 +520,16 @@ SELECT pg_advisory_unlock_all();
 SELECT x > 0 AS called FROM v_over_seq;
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 SELECT * FROM my_events WHERE reason = 'sequence_function' AND hidden;
+-- a column default that calls set_config: hidden; a serial's nextval: state,
+-- no event
+\c lg_state
+CREATE TABLE t_default (id serial, tenant text DEFAULT set_config('app.tenant', '16', false));
+SELECT * FROM seq_dirty;
+INSERT INTO t_default DEFAULT VALUES;
+SELECT current_setting('app.tenant') AS tenant, * FROM agree;
+SELECT currval('t_default_id_seq') > 0 AS currval_answers, * FROM seq_dirty;
+SELECT * FROM my_events WHERE statement LIKE 'INSERT%';
+DROP TABLE t_default;
 
 \c contrib_regression
 DROP DATABASE lg_state;

@@ -204,6 +204,22 @@ plan_events(PlannedStmt *pstmt, const char *text, int location,
 					pstmt->queryId);
 }
 
+/* The calls of the column defaults an INSERT, UPDATE or MERGE computes */
+static pg_noinline void
+default_events(PlannedStmt *pstmt, const char *text, int location)
+{
+	LgPlanCalls calls;
+
+	if (!lg_plan_default_calls(pstmt, &calls))
+		return;
+	if (calls.reasons == 0 && !calls.set_config && !calls.advisory &&
+		!calls.xact_advisory)
+		lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);	/* serial, identity */
+	else
+		lg_record_calls(&calls, 0, true, text, location, pstmt->stmt_len,
+						pstmt->queryId);
+}
+
 void
 lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -250,9 +266,9 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)) &&
 		(pstmt->relationOids == NIL || !lg_plan_reads_calling_view(pstmt)))
 	{
-		/* only a column default can still set sequence state */
-		if (pstmt->commandType != CMD_SELECT && lg_plan_sets_sequence(pstmt))
-			lg_set_dirty(BIT(SEQUENCE_FUNCTION), true);
+		/* only a column default can still call one (hidden) */
+		if (pstmt->commandType != CMD_SELECT)
+			default_events(pstmt, text, location);
 		return;
 	}
 

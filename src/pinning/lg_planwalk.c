@@ -18,7 +18,7 @@
  * A call found in the plan whose function the text does not name came from
  * an inlined function: lg_hooks.c reports it as hidden.  Column defaults
  * (nextval of a serial column, an identity column) set sequence state but
- * are not a reason; lg_plan_sets_sequence() looks for them in the few
+ * are not a reason; lg_plan_default_calls() looks for them in the few
  * expressions an INSERT, UPDATE or MERGE evaluates for its target.
  *
  *-------------------------------------------------------------------------
@@ -727,30 +727,33 @@ lg_plan_reads_calling_view(PlannedStmt *pstmt)
 }
 
 /*
- * Does an INSERT, UPDATE or MERGE compute a sequence default for its
- * target?  Only the expressions right under ModifyTable are looked at:
- * that is where the planner puts column defaults.
+ * The calls in the column defaults an INSERT, UPDATE or MERGE computes for
+ * its target.  Only the expressions right under ModifyTable are looked at:
+ * that is where the planner puts column defaults.  A default's nextval is
+ * sequence state but no reason (only an explicit call is); a default that
+ * calls set_config or an advisory lock function is a hidden call.  Returns
+ * whether there is any.
  */
 bool
-lg_plan_sets_sequence(PlannedStmt *pstmt)
+lg_plan_default_calls(PlannedStmt *pstmt, LgPlanCalls *calls)
 {
 	Plan	   *plan = pstmt->planTree;
 	Plan	   *sub;
-	LgPlanCalls calls;
 
+	memset(calls, 0, sizeof(*calls));
 	if (pstmt->commandType == CMD_SELECT || pstmt->commandType == CMD_DELETE ||
 		plan == NULL || !IsA(plan, ModifyTable))
 		return false;
-	memset(&calls, 0, sizeof(calls));
-	walk_merge_actions((ModifyTable *) plan, &calls);
+	walk_merge_actions((ModifyTable *) plan, calls);
 	sub = plan->lefttree;
 	if (sub)
 	{
-		(void) call_walker((Node *) sub->targetlist, &calls);
+		(void) call_walker((Node *) sub->targetlist, calls);
 		if (IsA(sub, ValuesScan))
-			(void) call_walker((Node *) ((ValuesScan *) sub)->values_lists, &calls);
+			(void) call_walker((Node *) ((ValuesScan *) sub)->values_lists, calls);
 	}
-	return calls.sequence;
+	calls->reasons &= ~LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
+	return lg_plan_calls_any(calls);
 }
 
 /*
