@@ -36,6 +36,7 @@
 
 #include "lg_compat.h"
 #include "lg_hooks.h"
+#include "lg_planwalk.h"
 #include "lg_plpgsql.h"
 #include "lg_settings.h"
 #include "lg_shmem.h"
@@ -407,6 +408,7 @@ lg_install_pinning_hooks(void)
 	prev.fmgr = fmgr_hook;
 	fmgr_hook = lg_fmgr_hook;
 	lg_hooks_chain(&prev);
+	lg_planwalk_init();			/* what is known of functions and views */
 
 	lg_plpgsql_install(find_rendezvous_variable("PLpgSQL_plugin"));
 }

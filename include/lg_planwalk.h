@@ -23,6 +23,14 @@ typedef struct LgPlanCalls
 	bool		xact_advisory;	/* a transaction-level one may have run */
 } LgPlanCalls;
 
+/*
+ * The text names a transaction-level advisory lock function: its plan is
+ * worth a walk (lg_pinstate.c counts the session's locks differently while
+ * one may be held), but the name is no reason's
+ */
+#define LG_NAMED_XACT_ADVISORY	((LgReasonMask) 1 << 31)
+StaticAssertDecl(LG_NUM_REASONS < 31, "a bit above the reasons is free");
+
 /* Does any of these hold a call worth recording? */
 static inline bool
 lg_plan_calls_any(const LgPlanCalls *calls)
@@ -31,6 +39,7 @@ lg_plan_calls_any(const LgPlanCalls *calls)
 		calls->advisory || calls->xact_advisory;
 }
 
+extern void lg_planwalk_init(void);
 extern LgReasonMask lg_text_names_functions(const char *text, size_t len,
 											const char *paren);
 extern bool lg_plan_may_inline(PlannedStmt *pstmt);

@@ -468,6 +468,28 @@ SELECT pg_advisory_unlock_all();
 SELECT * FROM agree;
 SELECT reason, hidden, statement FROM my_events
  WHERE statement LIKE '%advisory_lock(1_)%' ORDER BY statement;
+-- an ELSIF whose branch commits; an SQL function inlined into an expression
+CREATE PROCEDURE p_elsif_commit(n int) LANGUAGE plpgsql AS $$
+BEGIN
+  IF n = 0 THEN
+    NULL;
+  ELSIF nextval('s1') > 0 THEN
+    COMMIT;
+  END IF;
+END $$;
+CREATE FUNCTION f_sqlnext() RETURNS bigint LANGUAGE sql AS $$ SELECT nextval('s1') $$;
+CREATE FUNCTION f_inlined() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE x bigint;
+BEGIN
+  x := f_sqlnext() + 1;
+  RETURN x;
+END $$;
+\c lg_state
+CALL p_elsif_commit(1);
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+\c lg_state
+SELECT f_inlined() > 0 AS called;
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 \c lg_state
 SELECT f_foreach();
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
@@ -485,6 +507,11 @@ CALL p_arg(set_config('app.tenant', '13', false));
 SELECT * FROM agree;
 SELECT * FROM my_state;
 SELECT * FROM my_events;
+\c lg_state
+CREATE PROCEDURE p_fails(x bigint) LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'p_fails: %', x; END $$;
+CALL p_fails(nextval('s1') * 0);
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 \c lg_state
 CALL p_default();
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
@@ -520,6 +547,15 @@ SELECT pg_advisory_unlock_all();
 SELECT x > 0 AS called FROM v_over_seq;
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 SELECT * FROM my_events WHERE reason = 'sequence_function' AND hidden;
+-- a transaction-level lock named in the text is no pin of the view's
+-- session-level one
+\c lg_state
+SELECT lambdaguard.reset();
+SELECT pg_advisory_xact_lock(1) IS NULL AS xact_lock, x FROM v_lock;
+SELECT * FROM agree;
+SELECT * FROM my_state;
+SELECT * FROM my_events;
+SELECT pg_advisory_unlock_all();
 -- a column default that calls set_config: hidden; a serial's nextval: state,
 -- no event
 \c lg_state

@@ -444,7 +444,9 @@ apply_utility(LgUtilityEffect *e, bool hidden, PlannedStmt *pstmt,
 /*
  * CALL evaluates its arguments itself, without the executor: the calls in
  * them (the defaults the parser filled in too, which the text does not
- * show: hidden).
+ * show: hidden), recorded before the call, as ExecutorStart records a
+ * plan's.  (An SQL function in them is inlined only when CALL plans them:
+ * what it calls is not seen here.)
  */
 static pg_noinline void
 call_events(CallStmt *stmt, bool hidden, PlannedStmt *pstmt,
@@ -507,6 +509,11 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		tracking = false;
 
+	/* before the procedure runs: what it does after them may fail */
+	if (tracking && effect.runs_code && IsA(pstmt->utilityStmt, CallStmt))
+		call_events((CallStmt *) pstmt->utilityStmt, !top, pstmt,
+					queryString, len);
+
 	own_query_level = (tracking && top && effect.own_query) ? nesting_level + 1 : -1;
 	nesting_level++;
 	saved_depth = lg_pinstate_utility_enter();
@@ -529,9 +536,6 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (tracking)
 	{
-		if (effect.runs_code && IsA(pstmt->utilityStmt, CallStmt))
-			call_events((CallStmt *) pstmt->utilityStmt, !top, pstmt,
-						queryString, len);
 		apply_utility(&effect, !top, pstmt, queryString, len, qc);
 		if (top)
 			lg_statement_end();

@@ -36,6 +36,7 @@
 #include "nodes/nodeFuncs.h"
 #include "nodes/plannodes.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -88,11 +89,19 @@ reason_of_name(const char *name, size_t len)
 				return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
 			break;
 	}
-	/* pg_advisory_*, pg_try_advisory_* */
-	if (len > 11 && prefix_ci(name, "pg_", 3) &&
-		(prefix_ci(name + 3, "advisory_", 9) ||
-		 (len > 15 && prefix_ci(name + 3, "try_advisory_", 13))))
-		return LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+	/* pg_advisory_*, pg_try_advisory_*; *_xact_* are no reason */
+	if (len > 11 && prefix_ci(name, "pg_", 3))
+	{
+		const char *rest = NULL;
+
+		if (prefix_ci(name + 3, "advisory_", 9))
+			rest = name + 12;
+		else if (len > 15 && prefix_ci(name + 3, "try_advisory_", 13))
+			rest = name + 16;
+		if (rest != NULL)
+			return name + len - rest >= 5 && prefix_ci(rest, "xact_", 5) ?
+				LG_NAMED_XACT_ADVISORY : LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+	}
 	return 0;
 }
 
@@ -267,7 +276,6 @@ typedef struct LgFnCacheEntry
 
 static LgFnCacheEntry fn_cache[LG_FN_CACHE_SIZE];
 static uint32 not_inlined[LG_NOT_INLINED_SIZE];	/* hash values; 0: free */
-static bool fn_cache_callback_registered = false;
 
 static void
 fn_cache_reset(Datum arg, int cacheid, uint32 hashvalue)
@@ -309,11 +317,6 @@ lg_function_is_c_code(Oid fn_oid)
 
 	if (entry->oid == fn_oid && OidIsValid(fn_oid))
 		return entry->c_code;
-	if (!fn_cache_callback_registered)
-	{
-		CacheRegisterSyscacheCallback(PROCOID, fn_cache_reset, (Datum) 0);
-		fn_cache_callback_registered = true;
-	}
 	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (tp == NULL)
 		return false;
@@ -629,37 +632,42 @@ lg_expr_calls(Node *expr, LgPlanCalls *calls)
  *
  * A view's query is part of the plan of a statement that reads it, but not
  * of its text: a view that calls set_config, a sequence or an advisory lock
- * function makes the plan worth a walk (its calls are hidden).  The
- * planner lists the views a plan read in pstmt->relationOids with its
- * tables; what is known of each relation is kept here, forgotten when the
- * relation changes (a relcache invalidation: CREATE OR REPLACE VIEW too).
+ * function makes the plan worth a walk (its calls are hidden).  The range
+ * table keeps an entry for each view the statement read, with its relkind
+ * (the "*OLD*" relation entry before PostgreSQL 16, the subquery that
+ * replaced it since), and the statement holds its lock.  What is known of
+ * each view is kept here, forgotten when the view changes (a relcache
+ * invalidation: CREATE OR REPLACE VIEW too).
  */
-#define LG_REL_CACHE_SIZE 128	/* a power of 2 */
+#define LG_VIEW_CACHE_SIZE 64	/* a power of 2 */
 
-typedef struct LgRelCacheEntry
+typedef struct LgViewCacheEntry
 {
 	Oid			oid;
-	bool		calls;			/* a view whose query calls a reason function */
-} LgRelCacheEntry;
+	bool		calls;			/* its query calls a reason function */
+} LgViewCacheEntry;
 
-static LgRelCacheEntry rel_cache[LG_REL_CACHE_SIZE];
-static bool rel_cache_callback_registered = false;
+static LgViewCacheEntry view_cache[LG_VIEW_CACHE_SIZE];
 
 static void
-rel_cache_reset(Datum arg, Oid relid)
+view_cache_reset(Datum arg, Oid relid)
 {
 	if (OidIsValid(relid))
 	{
-		LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+		LgViewCacheEntry *entry = &view_cache[relid & (LG_VIEW_CACHE_SIZE - 1)];
 
 		if (entry->oid == relid)
 			entry->oid = InvalidOid;
 	}
 	else
-		memset(rel_cache, 0, sizeof(rel_cache));
+		memset(view_cache, 0, sizeof(view_cache));
 }
 
-/* Does a view's query (its subqueries too) call a reason function? */
+/*
+ * Does a view's query (its subqueries too) call a reason function?  Any
+ * set_config counts: whether its parameter is ignored is the plan walk's
+ * to say, at the time (lambdaguard.ignored_parameters may change).
+ */
 static bool
 view_walker(Node *node, bool *found)
 {
@@ -671,7 +679,8 @@ view_walker(Node *node, bool *found)
 
 		memset(&calls, 0, sizeof(calls));
 		note_call((FuncExpr *) node, &calls);
-		if (lg_plan_calls_any(&calls))
+		if (lg_plan_calls_any(&calls) ||
+			((FuncExpr *) node)->funcid == F_SET_CONFIG)
 		{
 			*found = true;
 			return true;
@@ -683,26 +692,27 @@ view_walker(Node *node, bool *found)
 }
 
 static pg_noinline bool
-relation_calls(Oid relid)
+view_calls(Oid relid)
 {
-	LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+	LgViewCacheEntry *entry = &view_cache[relid & (LG_VIEW_CACHE_SIZE - 1)];
+	Relation	rel;
 	bool		found = false;
 
-	if (!rel_cache_callback_registered)
+	/*
+	 * The statement locked the view; a lock it does not hold (or cannot
+	 * have at once) is not waited for: the plan is walked, nothing kept.
+	 */
+	if (!ConditionalLockRelationOid(relid, AccessShareLock))
+		return true;
+	rel = try_relation_open(relid, NoLock);
+	if (rel == NULL)
 	{
-		CacheRegisterRelcacheCallback(rel_cache_reset, (Datum) 0);
-		rel_cache_callback_registered = true;
+		UnlockRelationOid(relid, AccessShareLock);
+		return true;
 	}
-	if (get_rel_relkind(relid) == RELKIND_VIEW)
-	{
-		/* the statement locked it already: this lock is its own again */
-		Relation	rel = try_relation_open(relid, AccessShareLock);
-
-		if (rel == NULL)
-			return false;
+	if (rel->rd_rel->relkind == RELKIND_VIEW)
 		(void) view_walker((Node *) get_view_query(rel), &found);
-		relation_close(rel, AccessShareLock);
-	}
+	relation_close(rel, AccessShareLock);
 	entry->oid = relid;
 	entry->calls = found;
 	return found;
@@ -714,16 +724,30 @@ lg_plan_reads_calling_view(PlannedStmt *pstmt)
 {
 	ListCell   *lc;
 
-	foreach(lc, pstmt->relationOids)
+	foreach(lc, pstmt->rtable)
 	{
-		Oid			relid = lfirst_oid(lc);
-		LgRelCacheEntry *entry = &rel_cache[relid & (LG_REL_CACHE_SIZE - 1)];
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		LgViewCacheEntry *entry;
 
-		if (entry->oid == relid && OidIsValid(relid) ? entry->calls :
-			relation_calls(relid))
+		if (rte->relkind != RELKIND_VIEW || !OidIsValid(rte->relid))
+			continue;
+		entry = &view_cache[rte->relid & (LG_VIEW_CACHE_SIZE - 1)];
+		if (entry->oid == rte->relid ? entry->calls : view_calls(rte->relid))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * What is known of functions and views is forgotten when they change: the
+ * callbacks are registered when the library is loaded (a backend has a
+ * fixed number of slots for them, better found full then than at a query).
+ */
+void
+lg_planwalk_init(void)
+{
+	CacheRegisterSyscacheCallback(PROCOID, fn_cache_reset, (Datum) 0);
+	CacheRegisterRelcacheCallback(view_cache_reset, (Datum) 0);
 }
 
 /*

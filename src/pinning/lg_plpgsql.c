@@ -43,6 +43,7 @@
 
 #include "fmgr.h"
 #include "plpgsql.h"
+#include "utils/plancache.h"
 
 #include "lg_compat.h"
 #include "lg_pinstate.h"
@@ -146,13 +147,33 @@ wrap_current(void)
 	*plugin_var = &lg_plugin;
 }
 
-/* A simple expression that names a reason function: its calls, hidden */
+/*
+ * Could a simple expression hold the body of an inlined SQL function?  Its
+ * plan (held in this transaction) depends on a function not known to be
+ * other than SQL.
+ */
+static inline bool
+may_inline(PLpgSQL_expr *expr)
+{
+	CachedPlan *cplan = expr->expr_simple_plan;
+
+	return cplan != NULL && expr->expr_simple_plan_lxid == LG_MY_LXID() &&
+		list_length(cplan->stmt_list) == 1 &&
+		((PlannedStmt *) linitial(cplan->stmt_list))->invalItems != NIL &&
+		lg_plan_may_inline((PlannedStmt *) linitial(cplan->stmt_list));
+}
+
+/*
+ * A simple expression that names a reason function, or that may hold an
+ * inlined SQL function: its calls, hidden
+ */
 static pg_noinline void
 expression_events(PLpgSQL_expr *expr, const char *paren)
 {
 	LgPlanCalls calls;
 
-	if (lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0 ||
+	if ((lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0 &&
+		 !may_inline(expr)) ||
 		!lg_pinstate_tracking())
 		return;
 	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
@@ -161,24 +182,35 @@ expression_events(PLpgSQL_expr *expr, const char *paren)
 
 /*
  * An expression of the statement that ended.  One that is not simple ran
- * through the executor hooks; one that is, and that a run of the statement
- * may skip (an ELSIF or WHEN after the branch taken, an ASSERT while
- * plpgsql.check_asserts is off), counts only if it was evaluated in this
- * transaction (PL/pgSQL prepares a simple expression once per transaction
- * and marks it so).  One evaluated earlier in the transaction, and skipped
- * this time, is counted again: its state is there already.
+ * through the executor hooks.  One that is counts if it ran in this run of
+ * the statement: always, or (ran_in valid: an ELSIF or WHEN after the
+ * branch taken may be skipped, an ASSERT while plpgsql.check_asserts is
+ * off) if PL/pgSQL marked it evaluated in the transaction the statement's
+ * first expression was (it prepares a simple expression once per
+ * transaction; a COMMIT in the branch taken comes after).  One evaluated
+ * earlier in that transaction, and skipped this time, is counted again.
  */
 static inline void
-check_expression(PLpgSQL_expr *expr, bool always)
+check_expression(PLpgSQL_expr *expr, LocalTransactionId ran_in)
 {
 	const char *paren;
 
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL ||
-		(!always && expr->expr_simple_lxid != LG_MY_LXID()))
+		(ran_in != InvalidLocalTransactionId && expr->expr_simple_lxid != ran_in))
 		return;
 	paren = strchr(expr->query, '(');
 	if (paren != NULL)
 		expression_events(expr, paren);
+}
+
+#define ALWAYS InvalidLocalTransactionId
+
+/* The transaction a statement's first expression ran in */
+static inline LocalTransactionId
+first_ran_in(PLpgSQL_expr *first)
+{
+	return first != NULL && first->expr_simple_expr != NULL ?
+		first->expr_simple_lxid : LG_MY_LXID();
 }
 
 static void
@@ -187,7 +219,7 @@ check_expressions(List *exprs)
 	ListCell   *lc;
 
 	foreach(lc, exprs)
-		check_expression((PLpgSQL_expr *) lfirst(lc), true);
+		check_expression((PLpgSQL_expr *) lfirst(lc), ALWAYS);
 }
 
 /*
@@ -217,52 +249,66 @@ other_expressions(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 					if (d->dtype == PLPGSQL_DTYPE_VAR ||
 						d->dtype == PLPGSQL_DTYPE_PROMISE ||
 						d->dtype == PLPGSQL_DTYPE_REC)
-						check_expression(((PLpgSQL_variable *) d)->default_val, true);
+						check_expression(((PLpgSQL_variable *) d)->default_val, ALWAYS);
 				}
 			}
 			break;
 		case PLPGSQL_STMT_IF:
-			foreach(lc, ((PLpgSQL_stmt_if *) stmt)->elsif_list)
-				check_expression(((PLpgSQL_if_elsif *) lfirst(lc))->cond, false);
+			{
+				PLpgSQL_stmt_if *s_if = (PLpgSQL_stmt_if *) stmt;
+				LocalTransactionId ran_in = first_ran_in(s_if->cond);
+
+				foreach(lc, s_if->elsif_list)
+					check_expression(((PLpgSQL_if_elsif *) lfirst(lc))->cond, ran_in);
+			}
 			break;
 		case PLPGSQL_STMT_CASE:
-			foreach(lc, ((PLpgSQL_stmt_case *) stmt)->case_when_list)
-				check_expression(((PLpgSQL_case_when *) lfirst(lc))->expr, false);
+			{
+				PLpgSQL_stmt_case *s_case = (PLpgSQL_stmt_case *) stmt;
+				LocalTransactionId ran_in;
+
+				/* the value, or else the first WHEN, is evaluated first */
+				ran_in = first_ran_in(s_case->t_expr ? s_case->t_expr :
+									  s_case->case_when_list == NIL ? NULL :
+									  ((PLpgSQL_case_when *) linitial(s_case->case_when_list))->expr);
+				foreach(lc, s_case->case_when_list)
+					check_expression(((PLpgSQL_case_when *) lfirst(lc))->expr, ran_in);
+			}
 			break;
 		case PLPGSQL_STMT_FORI:
-			check_expression(((PLpgSQL_stmt_fori *) stmt)->lower, true);
-			check_expression(((PLpgSQL_stmt_fori *) stmt)->upper, true);
-			check_expression(((PLpgSQL_stmt_fori *) stmt)->step, true);
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->lower, ALWAYS);
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->upper, ALWAYS);
+			check_expression(((PLpgSQL_stmt_fori *) stmt)->step, ALWAYS);
 			break;
 		case PLPGSQL_STMT_FOREACH_A:
-			check_expression(((PLpgSQL_stmt_foreach_a *) stmt)->expr, true);
+			check_expression(((PLpgSQL_stmt_foreach_a *) stmt)->expr, ALWAYS);
 			break;
 		case PLPGSQL_STMT_RAISE:
 			check_expressions(((PLpgSQL_stmt_raise *) stmt)->params);
 			foreach(lc, ((PLpgSQL_stmt_raise *) stmt)->options)
-				check_expression(((PLpgSQL_raise_option *) lfirst(lc))->expr, true);
+				check_expression(((PLpgSQL_raise_option *) lfirst(lc))->expr, ALWAYS);
 			break;
 		case PLPGSQL_STMT_ASSERT:
-			check_expression(((PLpgSQL_stmt_assert *) stmt)->cond, false);
+			check_expression(((PLpgSQL_stmt_assert *) stmt)->cond, LG_MY_LXID());
 			break;
 		case PLPGSQL_STMT_DYNEXECUTE:
-			check_expression(((PLpgSQL_stmt_dynexecute *) stmt)->query, true);
+			check_expression(((PLpgSQL_stmt_dynexecute *) stmt)->query, ALWAYS);
 			check_expressions(((PLpgSQL_stmt_dynexecute *) stmt)->params);
 			break;
 		case PLPGSQL_STMT_DYNFORS:
-			check_expression(((PLpgSQL_stmt_dynfors *) stmt)->query, true);
+			check_expression(((PLpgSQL_stmt_dynfors *) stmt)->query, ALWAYS);
 			check_expressions(((PLpgSQL_stmt_dynfors *) stmt)->params);
 			break;
 		case PLPGSQL_STMT_RETURN_QUERY:
-			check_expression(((PLpgSQL_stmt_return_query *) stmt)->dynquery, true);
+			check_expression(((PLpgSQL_stmt_return_query *) stmt)->dynquery, ALWAYS);
 			check_expressions(((PLpgSQL_stmt_return_query *) stmt)->params);
 			break;
 		case PLPGSQL_STMT_OPEN:
-			check_expression(((PLpgSQL_stmt_open *) stmt)->dynquery, true);
+			check_expression(((PLpgSQL_stmt_open *) stmt)->dynquery, ALWAYS);
 			check_expressions(((PLpgSQL_stmt_open *) stmt)->params);
 			break;
 		case PLPGSQL_STMT_FETCH:
-			check_expression(((PLpgSQL_stmt_fetch *) stmt)->expr, true);
+			check_expression(((PLpgSQL_stmt_fetch *) stmt)->expr, ALWAYS);
 			break;
 		default:
 			break;
@@ -292,27 +338,27 @@ lg_plpgsql_stmt_end(PLpgSQL_execstate *estate, PLpgSQL_stmt *stmt)
 	switch (stmt->cmd_type)
 	{
 		case PLPGSQL_STMT_ASSIGN:
-			check_expression(((PLpgSQL_stmt_assign *) stmt)->expr, true);
+			check_expression(((PLpgSQL_stmt_assign *) stmt)->expr, ALWAYS);
 			break;
 		case PLPGSQL_STMT_RETURN:
-			check_expression(((PLpgSQL_stmt_return *) stmt)->expr, true);
+			check_expression(((PLpgSQL_stmt_return *) stmt)->expr, ALWAYS);
 			break;
 		case PLPGSQL_STMT_RETURN_NEXT:
-			check_expression(((PLpgSQL_stmt_return_next *) stmt)->expr, true);
+			check_expression(((PLpgSQL_stmt_return_next *) stmt)->expr, ALWAYS);
 			break;
 		case PLPGSQL_STMT_WHILE:
-			check_expression(((PLpgSQL_stmt_while *) stmt)->cond, true);
+			check_expression(((PLpgSQL_stmt_while *) stmt)->cond, ALWAYS);
 			break;
 		case PLPGSQL_STMT_EXIT:
-			check_expression(((PLpgSQL_stmt_exit *) stmt)->cond, true);
+			check_expression(((PLpgSQL_stmt_exit *) stmt)->cond, ALWAYS);
 			break;
 		case PLPGSQL_STMT_IF:
-			check_expression(((PLpgSQL_stmt_if *) stmt)->cond, true);
+			check_expression(((PLpgSQL_stmt_if *) stmt)->cond, ALWAYS);
 			if (((PLpgSQL_stmt_if *) stmt)->elsif_list != NIL)
 				other_expressions(estate, stmt);
 			break;
 		case PLPGSQL_STMT_CASE:
-			check_expression(((PLpgSQL_stmt_case *) stmt)->t_expr, true);
+			check_expression(((PLpgSQL_stmt_case *) stmt)->t_expr, ALWAYS);
 			other_expressions(estate, stmt);
 			break;
 		case PLPGSQL_STMT_BLOCK:
