@@ -9,6 +9,7 @@
 #ifndef LG_PLANWALK_H
 #define LG_PLANWALK_H
 
+#include "catalog/pg_class.h"
 #include "nodes/parsenodes.h"
 #include "nodes/plannodes.h"
 
@@ -43,8 +44,23 @@ extern void lg_planwalk_init(void);
 extern LgReasonMask lg_text_names_functions(const char *text, size_t len,
 											const char *paren);
 extern bool lg_plan_may_inline(PlannedStmt *pstmt);
-extern bool lg_plan_reads_calling_view(PlannedStmt *pstmt);
 extern bool lg_function_is_c_code(Oid fn_oid);
+extern bool lg_plan_reads_calling_view(PlannedStmt *pstmt);
+
+/*
+ * Did the plan read a view that calls a reason function?  The range table
+ * is looked through here, at every statement; only a view costs a call.
+ */
+static inline bool
+lg_plan_reads_view_calls(PlannedStmt *pstmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, pstmt->rtable)
+		if (((RangeTblEntry *) lfirst(lc))->relkind == RELKIND_VIEW)
+			return lg_plan_reads_calling_view(pstmt);
+	return false;
+}
 extern void lg_plan_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_plan_default_calls(PlannedStmt *pstmt, LgPlanCalls *calls);
 extern bool lg_copy_sets_sequence(CopyStmt *stmt);

@@ -264,7 +264,7 @@ lg_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		lg_text_names_functions(text + location, len, paren);
 	if (named == 0 &&
 		(pstmt->invalItems == NIL || !lg_plan_may_inline(pstmt)) &&
-		(pstmt->relationOids == NIL || !lg_plan_reads_calling_view(pstmt)))
+		!lg_plan_reads_view_calls(pstmt))
 	{
 		/* only a column default can still call one (hidden) */
 		if (pstmt->commandType != CMD_SELECT)
