@@ -46,6 +46,15 @@
 #define LG_MY_SLOT_INDEX()		(MyBackendId - 1)
 #endif
 
+/* May the current user execute this function or procedure? */
+#if PG_VERSION_NUM >= 160000
+#define LG_MAY_EXECUTE(fn_oid) \
+	(object_aclcheck(ProcedureRelationId, (fn_oid), GetUserId(), ACL_EXECUTE) == ACLCHECK_OK)
+#else
+#define LG_MAY_EXECUTE(fn_oid) \
+	(pg_proc_aclcheck((fn_oid), GetUserId(), ACL_EXECUTE) == ACLCHECK_OK)
+#endif
+
 /* The local id of this backend's top-level transaction (its vxid's) */
 #if PG_VERSION_NUM >= 170000
 #define LG_MY_LXID()			(MyProc->vxid.lxid)

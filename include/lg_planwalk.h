@@ -44,6 +44,7 @@ extern void lg_planwalk_init(void);
 extern LgReasonMask lg_text_names_functions(const char *text, size_t len,
 											const char *paren);
 extern bool lg_plan_may_inline(PlannedStmt *pstmt);
+extern bool lg_items_may_inline(List *invalItems);
 extern bool lg_function_is_c_code(Oid fn_oid);
 extern bool lg_plan_reads_calling_view(PlannedStmt *pstmt);
 

@@ -490,6 +490,27 @@ SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 \c lg_state
 SELECT f_inlined() > 0 AS called;
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+-- inlined into a FOR bound, the loop committing; behind an operator
+CREATE PROCEDURE p_for_commit() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1 .. f_sqlnext() * 0 + 1 LOOP
+    COMMIT;
+  END LOOP;
+END $$;
+CREATE FUNCTION f_op(int) RETURNS bigint LANGUAGE sql AS $$ SELECT nextval('s1') + $1 $$;
+CREATE OPERATOR ### (RIGHTARG = int, FUNCTION = f_op);
+CREATE FUNCTION f_operator(n int) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE x bigint;
+BEGIN
+  x := ### n;
+  RETURN x;
+END $$;
+\c lg_state
+CALL p_for_commit();
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+\c lg_state
+SELECT f_operator(1) > 0 AS called;
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
 \c lg_state
 SELECT f_foreach();
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
@@ -512,6 +533,17 @@ CREATE PROCEDURE p_fails(x bigint) LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'p_fails: %', x; END $$;
 CALL p_fails(nextval('s1') * 0);
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+-- a CALL refused before its arguments are evaluated changed nothing
+\c lg_state
+CREATE PROCEDURE p_owner_only(x bigint) LANGUAGE plpgsql AS $$ BEGIN NULL; END $$;
+REVOKE EXECUTE ON PROCEDURE p_owner_only(bigint) FROM PUBLIC;
+SELECT lambdaguard.reset();
+SET ROLE lg_state_role;
+CALL p_owner_only(nextval('s1'));
+RESET ROLE;
+SELECT * FROM my_state;
+SELECT * FROM seq_dirty;
+SELECT currval('s1');
 \c lg_state
 CALL p_default();
 SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
@@ -556,6 +588,16 @@ SELECT * FROM agree;
 SELECT * FROM my_state;
 SELECT * FROM my_events;
 SELECT pg_advisory_unlock_all();
+-- a temporary view read by a prepared statement: the transaction can still
+-- be prepared (the view is looked at without marking it as one that used
+-- temporary objects)
+\c lg_state
+CREATE TEMP VIEW tv AS SELECT 1 AS a;
+PREPARE q_tv AS SELECT a FROM tv;
+BEGIN;
+EXECUTE q_tv;
+PREPARE TRANSACTION 'lg_state_tv';
+COMMIT PREPARED 'lg_state_tv';
 -- a column default that calls set_config: hidden; a serial's nextval: state,
 -- no event
 \c lg_state

@@ -33,6 +33,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -41,6 +42,7 @@
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/portal.h"
 #include "utils/resowner.h"
@@ -456,6 +458,9 @@ call_events(CallStmt *stmt, bool hidden, PlannedStmt *pstmt,
 	LgReasonMask named = 0;
 	int			location = Max(pstmt->stmt_location, 0);
 
+	/* a CALL refused before its arguments are evaluated runs nothing */
+	if (stmt->funcexpr == NULL || !LG_MAY_EXECUTE(stmt->funcexpr->funcid))
+		return;
 	lg_expr_calls((Node *) stmt->funcexpr, &calls);
 	if (!lg_plan_calls_any(&calls))
 		return;

@@ -132,9 +132,10 @@ v_of_function_name(const char *text, const char *p, const char *end)
 		if (p - text >= 3 && prefix_ci(p - 3, "set", 3))
 			return LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION);
 	}
-	/* advisory */
+	/* advisory; advisory_xact is no reason */
 	if (p - text >= 2 && end - p >= 6 && prefix_ci(p - 2, "advisory", 8))
-		return LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
+		return end - p >= 12 && prefix_ci(p + 6, "_xact_", 6) ?
+			LG_NAMED_XACT_ADVISORY : LG_REASON_BIT(LG_REASON_ADVISORY_LOCK);
 	return 0;
 }
 
@@ -342,9 +343,16 @@ lg_function_is_c_code(Oid fn_oid)
 bool
 lg_plan_may_inline(PlannedStmt *pstmt)
 {
+	return lg_items_may_inline(pstmt->invalItems);
+}
+
+/* The same, from a plan's dependencies (PlanInvalItems) */
+bool
+lg_items_may_inline(List *invalItems)
+{
 	ListCell   *lc;
 
-	foreach(lc, pstmt->invalItems)
+	foreach(lc, invalItems)
 	{
 		PlanInvalItem *item = (PlanInvalItem *) lfirst(lc);
 
@@ -704,7 +712,10 @@ view_calls(Oid relid)
 	 */
 	if (!ConditionalLockRelationOid(relid, AccessShareLock))
 		return true;
-	rel = try_relation_open(relid, NoLock);
+	/* the relcache entry only: relation_open would mark a temporary view's
+	 * transaction as one that used temporary objects (PREPARE TRANSACTION) */
+	rel = SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)) ?
+		RelationIdGetRelation(relid) : NULL;
 	if (rel == NULL)
 	{
 		UnlockRelationOid(relid, AccessShareLock);
@@ -712,7 +723,8 @@ view_calls(Oid relid)
 	}
 	if (rel->rd_rel->relkind == RELKIND_VIEW)
 		(void) view_walker((Node *) get_view_query(rel), &found);
-	relation_close(rel, AccessShareLock);
+	RelationClose(rel);
+	UnlockRelationOid(relid, AccessShareLock);
 	entry->oid = relid;
 	entry->calls = found;
 	return found;

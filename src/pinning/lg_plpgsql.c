@@ -149,32 +149,32 @@ wrap_current(void)
 
 /*
  * Could a simple expression hold the body of an inlined SQL function?  Its
- * plan (held in this transaction) depends on a function not known to be
- * other than SQL.
+ * query (its plan source's dependencies, taken before planning; NIL once
+ * invalidated) depends on a function not known to be other than SQL.
  */
 static inline bool
 may_inline(PLpgSQL_expr *expr)
 {
-	CachedPlan *cplan = expr->expr_simple_plan;
+	CachedPlanSource *source = expr->expr_simple_plansource;
 
-	return cplan != NULL && expr->expr_simple_plan_lxid == LG_MY_LXID() &&
-		list_length(cplan->stmt_list) == 1 &&
-		((PlannedStmt *) linitial(cplan->stmt_list))->invalItems != NIL &&
-		lg_plan_may_inline((PlannedStmt *) linitial(cplan->stmt_list));
+	return source != NULL && source->invalItems != NIL &&
+		lg_items_may_inline(source->invalItems);
 }
 
 /*
- * A simple expression that names a reason function, or that may hold an
- * inlined SQL function: its calls, hidden
+ * A simple expression that names a reason function (paren: its first '('),
+ * or that may hold an inlined SQL function: its calls, hidden
  */
 static pg_noinline void
 expression_events(PLpgSQL_expr *expr, const char *paren)
 {
 	LgPlanCalls calls;
 
-	if ((lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0 &&
-		 !may_inline(expr)) ||
-		!lg_pinstate_tracking())
+	if ((paren == NULL ||
+		 lg_text_names_functions(expr->query, strlen(expr->query), paren) == 0) &&
+		!may_inline(expr))
+		return;
+	if (!lg_pinstate_tracking())
 		return;
 	lg_expr_calls((Node *) expr->expr_simple_expr, &calls);
 	lg_record_calls(&calls, 0, true, expr->query, 0, 0, 0);
@@ -185,10 +185,12 @@ expression_events(PLpgSQL_expr *expr, const char *paren)
  * through the executor hooks.  One that is counts if it ran in this run of
  * the statement: always, or (ran_in valid: an ELSIF or WHEN after the
  * branch taken may be skipped, an ASSERT while plpgsql.check_asserts is
- * off) if PL/pgSQL marked it evaluated in the transaction the statement's
- * first expression was (it prepares a simple expression once per
- * transaction; a COMMIT in the branch taken comes after).  One evaluated
- * earlier in that transaction, and skipped this time, is counted again.
+ * off) if PL/pgSQL marked it, and its plan, prepared in the transaction the
+ * statement's first expression ran in (it prepares a simple expression once
+ * per transaction; a COMMIT in the branch taken comes after).  One
+ * evaluated earlier in that transaction, and skipped this time, is counted
+ * again.  Without a '(' an expression calls no function by name, but an
+ * operator's may be an inlined SQL function.
  */
 static inline void
 check_expression(PLpgSQL_expr *expr, LocalTransactionId ran_in)
@@ -196,10 +198,13 @@ check_expression(PLpgSQL_expr *expr, LocalTransactionId ran_in)
 	const char *paren;
 
 	if (expr == NULL || expr->expr_simple_expr == NULL || expr->query == NULL ||
-		(ran_in != InvalidLocalTransactionId && expr->expr_simple_lxid != ran_in))
+		(ran_in != InvalidLocalTransactionId &&
+		 (expr->expr_simple_lxid != ran_in || expr->expr_simple_plan_lxid != ran_in)))
 		return;
 	paren = strchr(expr->query, '(');
-	if (paren != NULL)
+	if (paren != NULL ||
+		(expr->expr_simple_plansource != NULL &&
+		 expr->expr_simple_plansource->invalItems != NIL))
 		expression_events(expr, paren);
 }
 
