@@ -12,7 +12,8 @@
  *	  per-statement effects in lg_utility.c;
  *	- calls of set_config, the sequence and the advisory lock functions
  *	  through ExecutorStart_hook and the plan walker of lg_planwalk.c
- *	  (inlined SQL functions included);
+ *	  (inlined SQL functions, views and column defaults included), and in
+ *	  CALL's arguments through ProcessUtility_hook;
  *	- PL/pgSQL simple expressions through the PL/pgSQL plugin
  *	  (lg_plpgsql.c);
  *	- named statements of the extended protocol and statements over 16384
