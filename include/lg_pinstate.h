@@ -48,6 +48,7 @@ extern void lg_record_calls(const LgPlanCalls *calls, LgReasonMask named,
 extern void lg_set_dirty(LgReasonMask bits, bool on);
 extern void lg_read_param(const char *name, bool plain_set);
 extern void lg_note_kinds(LgKindMask kinds);
+extern void lg_note_fetch(void);
 extern void lg_note_on_commit_drop(Oid relid);
 extern void lg_note_c_function(void);
 

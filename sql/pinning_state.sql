@@ -609,6 +609,21 @@ SELECT currval('t_default_id_seq') > 0 AS currval_answers, * FROM seq_dirty;
 SELECT * FROM my_events WHERE statement LIKE 'INSERT%';
 DROP TABLE t_default;
 
+-- a name spelt with Unicode escapes is the client's own call too
+\c lg_state
+SELECT lambdaguard.reset();
+SELECT U&"nextv\0061l"('s1') > 0 AS called;
+SELECT currval('s1') > 0 AS currval_answers, * FROM seq_dirty;
+SELECT * FROM my_state;
+-- a cursor's query runs at FETCH: what it changed is read there
+\c lg_state
+BEGIN;
+DECLARE c_lock CURSOR FOR SELECT pg_advisory_lock(17), set_config('app.tenant', '17', false);
+SELECT * FROM agree;
+FETCH c_lock;
+SELECT * FROM agree;
+COMMIT;
+SELECT pg_advisory_unlock_all();
 \c contrib_regression
 DROP DATABASE lg_state;
 DROP ROLE lg_state_role;

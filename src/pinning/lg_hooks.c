@@ -542,6 +542,8 @@ lg_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (tracking)
 	{
+		if (IsA(pstmt->utilityStmt, FetchStmt))
+			lg_note_fetch();
 		apply_utility(&effect, !top, pstmt, queryString, len, qc);
 		if (top)
 			lg_statement_end();

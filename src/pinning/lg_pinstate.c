@@ -670,6 +670,17 @@ lg_note_on_commit_drop(Oid relid)
 		me.on_commit_drop[me.n_on_commit_drop++] = relid;
 }
 
+/*
+ * FETCH or MOVE ran a cursor's query further: what its calls changed
+ * (parameters, advisory locks the transaction may have touched already) is
+ * read again at the statement's end.
+ */
+void
+lg_note_fetch(void)
+{
+	me.stmt_touched |= me.xact_touched & (LG_KIND_GUC | LG_KIND_ADVISORY);
+}
+
 /* A utility statement changed these kinds of state */
 void
 lg_note_kinds(LgKindMask kinds)

@@ -165,6 +165,13 @@ names_anywhere(const char *text, size_t len)
 }
 
 #define NAME_UNKNOWN ((size_t) -1)
+#define NAME_ESCAPED ((size_t) -2)
+
+/* The reasons a call by a name spelt with Unicode escapes may have */
+#define LG_FUNCTION_REASONS \
+	(LG_REASON_BIT(LG_REASON_SET_CONFIG) | \
+	 LG_REASON_BIT(LG_REASON_SEQUENCE_FUNCTION) | \
+	 LG_REASON_BIT(LG_REASON_ADVISORY_LOCK))
 
 /*
  * The name of the function a '(' at p would call: back over spaces and tabs
@@ -172,7 +179,7 @@ names_anywhere(const char *text, size_t len)
  * Sets *name and returns its length; 0 if there is none, or if it cannot be
  * a reason function's (by its last letter).  NAME_UNKNOWN if a line break or
  * a comment comes first: reading backwards cannot tell a line comment or a
- * nested one from code.
+ * nested one from code.  NAME_ESCAPED for a U&"..." identifier.
  */
 static size_t
 name_before_paren(const char *text, const char *p, const char **name)
@@ -208,6 +215,9 @@ name_before_paren(const char *text, const char *p, const char **name)
 			q--;
 		if (q == text)
 			return 0;
+		/* U&"..." may spell any name with escapes: it may be any of them */
+		if (q - text >= 3 && q[-2] == '&' && (q[-3] | 0x20) == 'u')
+			return NAME_ESCAPED;
 	}
 	else
 	{
@@ -246,7 +256,9 @@ lg_text_names_functions(const char *text, size_t len, const char *paren)
 
 		if (n == NAME_UNKNOWN)
 			return names_anywhere(text, len);
-		if (n >= 6)
+		if (n == NAME_ESCAPED)
+			mask |= LG_FUNCTION_REASONS;
+		else if (n >= 6)
 			mask |= reason_of_name(name, n);
 	}
 	return mask;
