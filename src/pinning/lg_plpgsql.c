@@ -153,12 +153,17 @@ wrap_current(void)
  * invalidated) depends on a function not known to be other than SQL.
  */
 static inline bool
+has_dependencies(PLpgSQL_expr *expr)
+{
+	return expr->expr_simple_plansource != NULL &&
+		expr->expr_simple_plansource->invalItems != NIL;
+}
+
+static inline bool
 may_inline(PLpgSQL_expr *expr)
 {
-	CachedPlanSource *source = expr->expr_simple_plansource;
-
-	return source != NULL && source->invalItems != NIL &&
-		lg_items_may_inline(source->invalItems);
+	return has_dependencies(expr) &&
+		lg_items_may_inline(expr->expr_simple_plansource->invalItems);
 }
 
 /*
@@ -202,9 +207,7 @@ check_expression(PLpgSQL_expr *expr, LocalTransactionId ran_in)
 		 (expr->expr_simple_lxid != ran_in || expr->expr_simple_plan_lxid != ran_in)))
 		return;
 	paren = strchr(expr->query, '(');
-	if (paren != NULL ||
-		(expr->expr_simple_plansource != NULL &&
-		 expr->expr_simple_plansource->invalItems != NIL))
+	if (paren != NULL || has_dependencies(expr))
 		expression_events(expr, paren);
 }
 
